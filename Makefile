@@ -1,0 +1,32 @@
+# The two commands README promises: `make demo` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo ui test lint emulator clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/kustomer-assets demo --days 30
+
+ui: $(STAMP)
+	$(BIN)/kustomer-assets ui
+
+emulator: $(STAMP)
+	$(BIN)/kustomer-assets emulator
+
+test: $(STAMP)
+	$(BIN)/ruff check kustomer_assets kustomer_assets_tests
+	$(BIN)/ruff format --check kustomer_assets kustomer_assets_tests
+	$(BIN)/pytest -n 2 --durations=10
+
+clean:
+	rm -rf .demo data
