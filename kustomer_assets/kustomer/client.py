@@ -1,0 +1,907 @@
+"""KustomerClient: one pooled HTTP connection with retries, rate limiting, paging and search
+windows that narrow themselves around Kustomer's deep-paging limit.
+
+The search algorithm exists because Kustomer stops paging a search somewhere around page 100 and
+hundreds of records can share one updatedAt: a window is paged until the server refuses, then
+restarted from the last updatedAt (inclusive, de-duplicated), bisected when the server does not
+sort, and a tie too large to page is split by createdAt. Every query is checked against the
+server's own meta.total, so a silent gap becomes a KustomerIncompleteError instead of lost rows.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import budget as budget_mod
+from .budget import RateBudget, retry_after_delay
+from .errors import (
+    KustomerAuthError,
+    KustomerIncompleteError,
+    KustomerNotFoundError,
+    KustomerPermissionError,
+    KustomerRateLimitError,
+    KustomerResponseError,
+    KustomerServerError,
+    describe,
+    iso_ms,
+    parse_error_body,
+    pod_from_message,
+    pod_url,
+    redact,
+    register_secret,
+)
+from .settings import ENV_API_KEY, ENV_BASE_URL, KustomerSettings
+
+_LOG = logging.getLogger(__name__)
+
+SEARCH_PATH = "/v1/customers/search"
+CURRENT_USER_PATH = "/v1/users/current"
+_ONE_MS = timedelta(milliseconds=1)
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+# createdAt bounds for splitting a tie: imported records may carry createdAt after updatedAt.
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_MAX_PAGES_PER_QUERY = 10_000
+_MAX_LIST_PAGES = 100_000
+_MAX_429_ATTEMPTS = 1_000
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("kustomer-assets")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+USER_AGENT = f"kustomer-assets/{_version()}"
+
+
+@dataclass
+class ClientStats:
+    """Counters per client so a run can report what it cost against the shared org budget."""
+
+    requests: int = 0
+    search_requests: int = 0
+    retries: int = 0
+    rate_limit_waits: int = 0
+    wait_seconds: float = 0.0
+    pages: int = 0
+    window_narrowings: int = 0
+    backoff_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+    def as_dict(self) -> dict[str, int | float]:
+        with self._lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+
+
+class _Malformed(Exception):
+    """A 2xx body that is not the JSON object we need; retried like a 5xx."""
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _floor_ms(value: datetime) -> datetime:
+    return value.replace(microsecond=(value.microsecond // 1000) * 1000)
+
+
+def _attr(record: dict[str, Any], name: str) -> Any:
+    attributes = record.get("attributes")
+    if isinstance(attributes, dict) and name in attributes:
+        return attributes.get(name)
+    return record.get(name)
+
+
+def _record_key(record: dict[str, Any]) -> tuple[str, str]:
+    rid = record.get("id")
+    if rid is None:
+        rid = json.dumps(record, sort_keys=True, default=str)
+    updated = _attr(record, "updatedAt")
+    return (str(rid), "" if updated is None else str(updated))
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _meta(body: dict[str, Any]) -> dict[str, Any]:
+    meta = body.get("meta")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _next_link(body: dict[str, Any]) -> str | None:
+    links = body.get("links")
+    if not isinstance(links, dict):
+        return None
+    nxt = links.get("next")
+    return nxt if isinstance(nxt, str) and nxt.strip() else None
+
+
+class SearchWindow:
+    """Iterable of pages (lists of unique resources) for records updated in [start, end).
+
+    `reported_total` and `records` are filled in while iterating; each iteration re-runs the
+    search from scratch."""
+
+    def __init__(
+        self,
+        client: KustomerClient,
+        query_context: str,
+        start: datetime,
+        end: datetime,
+        *,
+        role: str | None,
+        include_deleted: bool,
+    ) -> None:
+        self.query_context = query_context
+        self.start = _as_utc(start)
+        self.end = _as_utc(end)
+        self.role = role
+        self.include_deleted = include_deleted
+        self.reported_total: int | None = None
+        self.records = 0
+        self.queries = 0
+        self._client = client
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        self.reported_total = None
+        self.records = 0
+        self.queries = 0
+        return _WindowRun(self._client, self).pages()
+
+    def __repr__(self) -> str:
+        return (
+            f"SearchWindow({self.query_context!r}, {iso_ms(self.start)}, {iso_ms(self.end)}, "
+            f"reported_total={self.reported_total}, records={self.records})"
+        )
+
+
+@dataclass
+class _Segment:
+    """One query: `field` in [lo, hi) plus fixed criteria (the updatedAt ms of a tie split)."""
+
+    field: str  # "updated" or "created"
+    lo: datetime
+    hi: datetime
+    fixed: list[dict[str, Any]]
+
+
+@dataclass
+class _QueryResult:
+    complete: bool = True
+    sorted_ok: bool = True
+    last_value: datetime | None = None
+    unique_in_query: int = 0
+    total: int | None = None
+    reason: str = ""
+
+
+class _WindowRun:
+    """State of one iteration over a SearchWindow (seen-set, query budget, segment stack)."""
+
+    def __init__(self, client: KustomerClient, window: SearchWindow) -> None:
+        self.client = client
+        self.window = window
+        self.ctx = window.query_context
+        self.seen: set[tuple[str, str]] = set()
+        self.max_queries = 300
+        self.log = client.log
+
+    def _criteria_field(self, which: str) -> str:
+        return f"{self.ctx}_{'updated_at' if which == 'updated' else 'created_at'}"
+
+    def _attr_name(self, which: str) -> str:
+        return "updatedAt" if which == "updated" else "createdAt"
+
+    def _body(self, seg: _Segment) -> dict[str, Any]:
+        name = self._criteria_field(seg.field)
+        return {
+            "queryContext": self.ctx,
+            "and": [
+                *seg.fixed,
+                {name: {"gte": iso_ms(seg.lo)}},
+                {name: {"lt": iso_ms(seg.hi)}},
+            ],
+            "sort": [{name: "asc"}],
+            "includeDeleted": self.window.include_deleted,
+        }
+
+    def _incomplete(self, reason: str) -> KustomerIncompleteError:
+        return KustomerIncompleteError(
+            self.ctx,
+            self.window.start,
+            self.window.end,
+            reported_total=self.window.reported_total,
+            received=self.window.records,
+            reason=reason,
+        )
+
+    def pages(self) -> Iterator[list[dict[str, Any]]]:
+        w = self.window
+        if w.end <= w.start:
+            w.reported_total = 0
+            return
+        stack: list[_Segment] = [_Segment("updated", w.start, w.end, [])]
+        first = True
+        while stack:
+            seg = stack.pop()
+            per_page = max(1, self.client._search_page_hint())
+            known = max(w.reported_total or 0, w.records)
+            if w.queries >= self.max_queries + 4 * math.ceil(known / per_page):
+                raise self._incomplete(f"gave up after {w.queries} narrowing queries")
+            w.queries += 1
+            result = _QueryResult()
+            yield from self._run_query(seg, result, first)
+            first = False
+            if result.complete:
+                continue
+            self.client.stats.add(window_narrowings=1)
+            stack.extend(reversed(self._narrow(seg, result)))
+        self._final_check()
+
+    def _narrow(self, seg: _Segment, result: _QueryResult) -> list[_Segment]:
+        """Segments (in processing order) that replace a refused query."""
+        span = seg.hi - seg.lo
+        label = f"{self._criteria_field(seg.field)} in [{iso_ms(seg.lo)}, {iso_ms(seg.hi)})"
+        if result.sorted_ok and result.last_value is not None:
+            t_last = _floor_ms(result.last_value)
+            if seg.lo < t_last < seg.hi:
+                self.log.info(
+                    "Kustomer search %s refused deep paging (%s); restarting from %s",
+                    label,
+                    result.reason,
+                    iso_ms(t_last),
+                )
+                return [_Segment(seg.field, t_last, seg.hi, seg.fixed)]
+            if t_last <= seg.lo and seg.field == "created":
+                raise self._incomplete(
+                    f"more records share updatedAt and createdAt {iso_ms(seg.lo)} than Kustomer "
+                    f"pages through ({result.reason})"
+                )
+            if t_last <= seg.lo and seg.field == "updated":
+                # More records share updatedAt == lo than the server pages through.
+                tie_hi = min(seg.lo + _ONE_MS, seg.hi)
+                self.log.info(
+                    "Kustomer search %s: too many records share %s; splitting them by createdAt",
+                    label,
+                    iso_ms(seg.lo),
+                )
+                name = self._criteria_field("updated")
+                fixed = [{name: {"gte": iso_ms(seg.lo)}}, {name: {"lt": iso_ms(tie_hi)}}]
+                out = [_Segment("created", _EARLIEST, _LATEST, fixed)]
+                if tie_hi < seg.hi:
+                    out.append(_Segment("updated", tie_hi, seg.hi, seg.fixed))
+                return out
+        if span > _ONE_MS:
+            mid = _floor_ms(seg.lo + span / 2)
+            if mid <= seg.lo:
+                mid = seg.lo + _ONE_MS
+            self.log.info(
+                "Kustomer search %s incomplete (%s, results %s); bisecting at %s",
+                label,
+                result.reason,
+                "sorted" if result.sorted_ok else "not sorted",
+                iso_ms(mid),
+            )
+            return [
+                _Segment(seg.field, seg.lo, mid, seg.fixed),
+                _Segment(seg.field, mid, seg.hi, seg.fixed),
+            ]
+        if seg.field == "updated":
+            name = self._criteria_field("updated")
+            fixed = [{name: {"gte": iso_ms(seg.lo)}}, {name: {"lt": iso_ms(seg.hi)}}]
+            return [_Segment("created", _EARLIEST, _LATEST, fixed)]
+        raise self._incomplete(
+            f"more records share one updatedAt and one createdAt millisecond ({iso_ms(seg.lo)}) "
+            f"than Kustomer pages through: {result.reason}"
+        )
+
+    def _run_query(
+        self, seg: _Segment, result: _QueryResult, first: bool
+    ) -> Iterator[list[dict[str, Any]]]:
+        client = self.client
+        w = self.window
+        body = self._body(seg)
+        requested = client.settings.search_page_size
+        path: str = SEARCH_PATH
+        params: dict[str, Any] | None = {"page": 1, "pageSize": requested}
+        attr = self._attr_name(seg.field)
+        in_query: set[tuple[str, str]] = set()
+        previous: datetime | None = None
+        visited: set[str] = set()
+        last_len = 0
+        meta_page_size: int | None = None
+        for page_no in range(1, _MAX_PAGES_PER_QUERY + 1):
+            try:
+                payload = client._request(
+                    "POST",
+                    path,
+                    params=params,
+                    json=body,
+                    role=w.role,
+                    kind="search",
+                    expect="list",
+                )
+            except KustomerResponseError as exc:
+                if page_no > 1 and exc.status in (400, 404):
+                    result.complete = False
+                    result.reason = f"page {page_no} answered {exc.status}"
+                    break
+                raise
+            client.stats.add(pages=1)
+            data = payload.get("data") or []
+            meta = _meta(payload)
+            if page_no == 1:
+                result.total = _int_or_none(meta.get("total"))
+                if first:
+                    w.reported_total = result.total
+            meta_page_size = _int_or_none(meta.get("pageSize")) or meta_page_size
+            fresh: list[dict[str, Any]] = []
+            known_before = len(in_query)
+            for record in data:
+                if not isinstance(record, dict):
+                    continue
+                key = _record_key(record)
+                in_query.add(key)
+                value = _parse_time(_attr(record, attr))
+                if value is None or (previous is not None and value < previous):
+                    result.sorted_ok = False
+                if value is not None:
+                    previous = value if previous is None else max(previous, value)
+                    result.last_value = value if result.sorted_ok else result.last_value
+                if key in self.seen:
+                    continue
+                updated = _parse_time(_attr(record, "updatedAt"))
+                if updated is not None and not (w.start <= updated < w.end):
+                    continue  # a server that ignores the filter must not leak other windows
+                self.seen.add(key)
+                fresh.append(record)
+            result.unique_in_query = len(in_query)
+            last_len = len(data)
+            if fresh:
+                w.records += len(fresh)
+                yield fresh
+            nxt = _next_link(payload)
+            if nxt is not None and data and len(in_query) == known_before:
+                result.reason = f"page {page_no} only repeated earlier records"
+                nxt = None
+            if nxt is not None and data:
+                local = client._local_path(nxt)
+                if local in visited:
+                    result.reason = "links.next repeated a page"
+                    nxt = None
+                else:
+                    client._learn_search_page_size(len(data))
+                    visited.add(local)
+                    path, params = local, None
+                    continue
+            # No next page: decide whether the server finished or refused.
+            total = result.total
+            if total is not None:
+                if len(in_query) < total:
+                    result.complete = False
+                    result.reason = (
+                        result.reason
+                        or f"no next page after {len(in_query)} of {total} reported records"
+                    )
+            elif last_len > 0:
+                full = min(requested, meta_page_size or requested, client._search_page_hint())
+                if last_len >= full:
+                    result.complete = False
+                    result.reason = (
+                        result.reason or "no next page after a full page and no meta.total"
+                    )
+            break
+        else:
+            result.complete = False
+            result.reason = f"stopped after {_MAX_PAGES_PER_QUERY} pages"
+        if not result.sorted_ok:
+            result.last_value = None
+
+    def _final_check(self) -> None:
+        w = self.window
+        total = w.reported_total
+        if total is None or w.records >= total:
+            return
+        # Records updated while we paged leave the window; ask for the current count first.
+        current = self.client._search_count(
+            self.ctx, w.start, w.end, role=w.role, include_deleted=w.include_deleted
+        )
+        if current is not None and w.records >= current:
+            self.log.info(
+                "Kustomer search %s window [%s, %s): %d records, first reported %d, now %d",
+                self.ctx,
+                iso_ms(w.start),
+                iso_ms(w.end),
+                w.records,
+                total,
+                current,
+            )
+            return
+        raise self._incomplete("the narrowed queries together returned fewer than reported")
+
+
+class KustomerClient:
+    """Thread-safe client for the read-only parts of the Kustomer REST API."""
+
+    def __init__(
+        self,
+        settings: KustomerSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        logger: logging.Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        settings.validate()
+        register_secret(settings.api_key)
+        self.settings = settings
+        self.log = logger or _LOG
+        self.stats = ClientStats()
+        self._sleep = sleep
+        self._wall = wall_clock
+        self._random = random.Random()
+        self.budget = RateBudget(
+            settings.org_requests_per_minute,
+            settings.search_requests_per_minute,
+            reserve=settings.rate_limit_reserve,
+            clock=clock,
+            sleep=sleep,
+            wall_clock=wall_clock,
+        )
+        self._root_path = urlsplit(settings.api_root).path.rstrip("/")
+        self._key_ok: bool | None = None
+        self._probe_lock = threading.Lock()
+        self._learned_search_page: int | None = None
+        self._http = httpx.Client(
+            base_url=settings.api_root,
+            headers={
+                "Authorization": f"Bearer {settings.api_key}",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+            timeout=httpx.Timeout(settings.timeout_seconds),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> KustomerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KustomerClient(api_root={self.settings.api_root!r})"
+
+    # -- public API ------------------------------------------------------------------------
+    def current_user(self) -> dict[str, Any]:
+        """GET /v1/users/current: the cheapest way to prove the key works."""
+        payload = self._request("GET", CURRENT_USER_PATH, expect="object")
+        self._key_ok = True
+        return payload["data"]
+
+    def get_resource(self, path: str, *, role: str | None = None) -> dict[str, Any]:
+        """GET one resource and return its `data` object."""
+        payload = self._request("GET", path, role=role, expect="object")
+        return payload["data"]
+
+    def iter_list(
+        self,
+        path: str,
+        *,
+        page_size: int | None = None,
+        role: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of a list endpoint, following links.next; duplicates across pages are dropped."""
+        first_query: dict[str, Any] = dict(params or {})
+        first_query.setdefault("page", 1)
+        first_query.setdefault("pageSize", page_size or self.settings.list_page_size)
+        query: dict[str, Any] | None = first_query
+        current = self._local_path(path)
+        seen_ids: set[tuple[Any, Any]] = set()
+        visited: set[str] = set()
+        received = 0
+        total: int | None = None
+        page_no = _int_or_none(first_query.get("page")) or 1
+        for _ in range(_MAX_LIST_PAGES):
+            try:
+                payload = self._request("GET", current, params=query, role=role, expect="list")
+            except KustomerResponseError as exc:
+                if received and exc.status in (400, 404):
+                    self.log.warning(
+                        "Kustomer %s stopped paging with %s after %d records",
+                        self._plain(current),
+                        exc.status,
+                        received,
+                    )
+                    break
+                raise
+            self.stats.add(pages=1)
+            data = [r for r in (payload.get("data") or []) if isinstance(r, dict)]
+            meta = _meta(payload)
+            if total is None:
+                total = _int_or_none(meta.get("total"))
+            fresh = []
+            for record in data:
+                rid = record.get("id")
+                if rid is not None:
+                    key = (record.get("type"), rid)
+                    if key in seen_ids:
+                        continue
+                    seen_ids.add(key)
+                fresh.append(record)
+            received += len(fresh)
+            if fresh:
+                yield fresh
+            nxt = _next_link(payload)
+            if nxt is not None and data:
+                local = self._local_path(nxt, current=current)
+                if local in visited:
+                    break
+                visited.add(local)
+                current, query = local, None
+                continue
+            if "links" not in payload and data:
+                # Some endpoints omit links altogether: fall back to meta's page counters.
+                page = _int_or_none(meta.get("page")) or page_no
+                total_pages = _int_or_none(meta.get("totalPages"))
+                if total_pages is not None and page < total_pages:
+                    page_no = page + 1
+                    base = dict(params or {})
+                    base["page"] = page_no
+                    base.setdefault("pageSize", page_size or self.settings.list_page_size)
+                    current, query = self._local_path(path), base
+                    continue
+            break
+        if total is not None and received < total:
+            self.log.warning(
+                "Kustomer %s listed %d of %d reported records (the server stopped paging)",
+                self._plain(path),
+                received,
+                total,
+            )
+
+    def search_window(
+        self,
+        query_context: str,
+        start: datetime,
+        end: datetime,
+        *,
+        role: str | None = None,
+        include_deleted: bool = True,
+    ) -> SearchWindow:
+        """Records of `query_context` with updatedAt in [start, end), each (id, updatedAt) once."""
+        return SearchWindow(
+            self, query_context, start, end, role=role, include_deleted=include_deleted
+        )
+
+    # -- internals -------------------------------------------------------------------------
+    def _search_page_hint(self) -> int:
+        learned = self._learned_search_page
+        requested = self.settings.search_page_size
+        return min(requested, learned) if learned else requested
+
+    def _learn_search_page_size(self, size: int) -> None:
+        # A page that has a next link is a full page: its length is the server's real page size.
+        if size > 0 and (self._learned_search_page is None or size < self._learned_search_page):
+            self._learned_search_page = size
+
+    def _search_count(
+        self, ctx: str, start: datetime, end: datetime, *, role: str | None, include_deleted: bool
+    ) -> int | None:
+        name = f"{ctx}_updated_at"
+        body = {
+            "queryContext": ctx,
+            "and": [{name: {"gte": iso_ms(start)}}, {name: {"lt": iso_ms(end)}}],
+            "sort": [{name: "asc"}],
+            "includeDeleted": include_deleted,
+        }
+        payload = self._request(
+            "POST",
+            SEARCH_PATH,
+            params={"page": 1, "pageSize": 1},
+            json=body,
+            role=role,
+            kind="search",
+        )
+        return _int_or_none(_meta(payload).get("total"))
+
+    def _plain(self, path: str) -> str:
+        """Path without the query string, for messages."""
+        return urlsplit(path).path or path
+
+    def _local_path(self, link: str, *, current: str | None = None) -> str:
+        """Path+query of a link relative to our api_root: never follow a link to another host."""
+        parts = urlsplit(link.strip())
+        path = parts.path
+        if not path:
+            path = urlsplit(current).path if current else "/"
+        elif not path.startswith("/"):
+            base = urlsplit(current).path if current else "/"
+            path = base.rsplit("/", 1)[0] + "/" + path
+        path = "/" + path.lstrip("/")
+        if self._root_path and (path == self._root_path or path.startswith(self._root_path + "/")):
+            path = path[len(self._root_path) :] or "/"
+        return path + (f"?{parts.query}" if parts.query else "")
+
+    def _backoff(self, attempt: int) -> float:
+        s = self.settings
+        ceiling = min(s.backoff_max_seconds, s.backoff_base_seconds * (2**attempt))
+        return ceiling * self._random.uniform(0.5, 1.0)
+
+    def _rate_limit_delay(self, response: httpx.Response, attempt: int) -> tuple[float, str]:
+        now = self._wall()
+        delay = retry_after_delay(response.headers.get("retry-after"), now=now)
+        if delay is not None and delay > 0:
+            return delay, "Retry-After"
+        reset = budget_mod.reset_delay(response.headers.get("x-ratelimit-reset"), now=now)
+        if reset is not None and reset > 0:
+            return reset, "x-ratelimit-reset"
+        return max(self._backoff(attempt), 0.05), "backoff"
+
+    def _wait(self, kind: str) -> None:
+        waited = self.budget.acquire(budget_mod.SEARCH if kind == "search" else budget_mod.ORG)
+        if waited > 0:
+            self.stats.add(rate_limit_waits=1, wait_seconds=waited)
+            log = self.log.info if waited >= 1 else self.log.debug
+            log("Waited %.1fs for the Kustomer rate budget (%s)", waited, kind)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        role: str | None = None,
+        kind: str = "org",
+        expect: str = "any",
+    ) -> dict[str, Any]:
+        """Send one logical request, retrying what is transient; returns the JSON object body."""
+        s = self.settings
+        path = self._local_path(path)
+        plain = self._plain(path)
+        attempt = 0
+        rate_waited = 0.0
+        rate_hits = 0
+        last_problem = ""
+        while True:
+            self._wait(kind)
+            self.stats.add(requests=1, search_requests=1 if kind == "search" else 0)
+            response: httpx.Response | None = None
+            try:
+                response = self._http.request(method, path, params=params, json=json)
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                raise KustomerResponseError(
+                    f"Cannot send {method} {plain}: {type(exc).__name__}: {exc}",
+                    method=method,
+                    endpoint=plain,
+                ) from None
+            except httpx.TransportError as exc:
+                last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if response is not None:
+                self.budget.observe(response.headers)
+                status = response.status_code
+                if 200 <= status < 300:
+                    try:
+                        return self._decode(response, expect)
+                    except _Malformed as exc:
+                        last_problem = f"{status} with {exc}"
+                elif status == 429:
+                    delay, source = self._rate_limit_delay(response, rate_hits)
+                    rate_hits += 1
+                    if rate_waited + delay > s.max_rate_limit_wait_seconds or (
+                        rate_hits > _MAX_429_ATTEMPTS
+                    ):
+                        raise KustomerRateLimitError(
+                            f"Kustomer kept answering 429 to {method} {plain}: waited "
+                            f"{rate_waited:.0f}s and would need {delay:.0f}s more, over the "
+                            f"max_rate_limit_wait_seconds limit of "
+                            f"{s.max_rate_limit_wait_seconds:.0f}s; other apps may be using the "
+                            f"org's budget, so retry later or lower the request rate.",
+                            status=429,
+                            method=method,
+                            endpoint=plain,
+                        )
+                    rate_waited += delay
+                    self.log.warning(
+                        "Kustomer answered 429 to %s %s; waiting %.1fs (%s)",
+                        method,
+                        plain,
+                        delay,
+                        source,
+                    )
+                    self.stats.add(rate_limit_waits=1, wait_seconds=delay)
+                    # Block the shared budget so other threads pause too, then sleep it out.
+                    before = self.budget._now()
+                    self.budget.block(delay)
+                    self._sleep_blocked(before, delay)
+                    continue
+                elif status in (401, 403):
+                    self._raise_auth(response, method, plain, role)
+                elif status >= 500 or status == 408:
+                    last_problem = f"{status}: {parse_error_body(response)}"
+                elif 300 <= status < 400:
+                    raise KustomerResponseError(
+                        f"Kustomer answered {status} (a redirect) to {method} {plain}; "
+                        f"check {ENV_BASE_URL}: redirects are not followed so the key is never "
+                        f"sent to another host.",
+                        status=status,
+                        method=method,
+                        endpoint=plain,
+                    )
+                else:
+                    message = describe(status, method, plain, parse_error_body(response))
+                    error_cls = KustomerNotFoundError if status == 404 else KustomerResponseError
+                    raise error_cls(message, status=status, method=method, endpoint=plain)
+            # transient failure: retry with backoff
+            if attempt >= s.max_retries:
+                msg = (
+                    f"Kustomer {method} {plain} failed after {attempt + 1} attempts: {last_problem}"
+                )
+                if response is not None and 200 <= response.status_code < 300:
+                    raise KustomerResponseError(
+                        msg, status=response.status_code, method=method, endpoint=plain
+                    )
+                raise KustomerServerError(
+                    msg,
+                    status=None if response is None else response.status_code,
+                    method=method,
+                    endpoint=plain,
+                )
+            delay = self._backoff(attempt)
+            if response is not None and response.status_code >= 500:
+                hinted = retry_after_delay(response.headers.get("retry-after"), now=self._wall())
+                if hinted:
+                    delay = min(max(delay, hinted), s.backoff_max_seconds)
+            attempt += 1
+            self.stats.add(retries=1, backoff_seconds=delay)
+            self.log.warning(
+                "Kustomer %s %s failed (%s); retry %d/%d in %.1fs",
+                method,
+                plain,
+                redact(last_problem),
+                attempt,
+                s.max_retries,
+                delay,
+            )
+            self._sleep(delay)
+
+    def _sleep_blocked(self, before: float, delay: float) -> None:
+        """Sleep out a 429 pause through the budget so the clock offset logic stays consistent."""
+        remaining = before + delay - self.budget._now()
+        if remaining > 0:
+            start = self.budget._clock()
+            self._sleep(remaining)
+            elapsed = self.budget._clock() - start
+            if elapsed < remaining * 0.5:
+                with self.budget._lock:
+                    self.budget._offset += remaining - max(elapsed, 0.0)
+
+    def _decode(self, response: httpx.Response, expect: str) -> dict[str, Any]:
+        try:
+            payload = response.json()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _Malformed(f"a body that is not valid JSON ({type(exc).__name__})") from None
+        if not isinstance(payload, dict):
+            raise _Malformed(f"a JSON {type(payload).__name__} instead of an object")
+        if "data" not in payload:
+            raise _Malformed("a JSON object without 'data'")
+        data = payload["data"]
+        if expect == "object" and not isinstance(data, dict):
+            raise _Malformed(f"'data' that is a {type(data).__name__}, not an object")
+        if expect == "list":
+            if data is None:
+                payload["data"] = []
+            elif not isinstance(data, list):
+                raise _Malformed(f"'data' that is a {type(data).__name__}, not a list")
+        return payload
+
+    def _raise_auth(
+        self, response: httpx.Response, method: str, plain: str, role: str | None
+    ) -> None:
+        status = response.status_code
+        server = parse_error_body(response)
+        pod = pod_from_message(server)
+        if pod:
+            url = pod_url(pod)
+            raise KustomerAuthError(
+                f"Kustomer answered {status} to {method} {plain}: {server}; your org is on "
+                f"{pod}: set {ENV_BASE_URL} to {url}",
+                pod=pod,
+                status=status,
+                method=method,
+                endpoint=plain,
+            )
+        is_probe = plain.rstrip("/") == CURRENT_USER_PATH
+        if (is_probe and status == 401) or "expired" in server.lower():
+            self._key_ok = False
+            hint = (
+                "the key has expired: create a new key"
+                if "expired" in server.lower()
+                else "check that the key is current and complete, or create a new key"
+            )
+            raise KustomerAuthError(
+                f"Kustomer rejected the API key ({status} to {method} {plain}: {server}); "
+                f"{hint} in Kustomer Settings → Security → API Keys and set {ENV_API_KEY}.",
+                status=status,
+                method=method,
+                endpoint=plain,
+            )
+        if not is_probe:
+            self._ensure_key_valid()
+        raise KustomerPermissionError(role, plain, method=method, status=status, detail=server)
+
+    def _ensure_key_valid(self) -> None:
+        """Probe users/current once per client to tell a missing role from a bad key."""
+        with self._probe_lock:
+            if self._key_ok is True:
+                return
+            if self._key_ok is False:
+                raise KustomerAuthError(
+                    f"Kustomer rejected the API key on {CURRENT_USER_PATH}; create a new key in "
+                    f"Kustomer Settings → Security → API Keys and set {ENV_API_KEY}.",
+                    endpoint=CURRENT_USER_PATH,
+                )
+            try:
+                self.current_user()
+            except KustomerAuthError:
+                self._key_ok = False
+                raise
+            except KustomerPermissionError:
+                # Authenticated but not allowed to read users: the key itself is fine.
+                self._key_ok = True
+
+
+__all__ = ["ClientStats", "KustomerClient", "SearchWindow"]

@@ -1,0 +1,114 @@
+"""Kustomer role names and which entity needs which, so errors and skips can name the exact role.
+
+Roles cannot be added to an existing API key, so a missing role is only fixable by creating a new
+key; the connector therefore names the role precisely rather than reporting a bare 401/403.
+"""
+
+from __future__ import annotations
+
+CONVERSATION_READ = "org.permission.conversation.read"
+MESSAGE_READ = "org.permission.message.read"
+TAG_READ = "org.permission.tag.read"
+METADATA_READ = "org.permission.metadata.read"
+KLASS_READ = "org.permission.klass.read"
+SEARCH_CREATE = "org.permission.search.create"
+SEARCH_UPDATE = "org.permission.search.update"
+SEARCH_GLOBAL_CREATE = "org.permission.search_global.create"
+SEARCH_PREVIEW_CREATE = "org.permission.search_preview.create"
+CUSTOMER_READ = "org.permission.customer.read"
+TEAM_READ = "org.permission.team.read"
+USER_READ = "org.permission.user.read"
+NOTE_READ = "org.permission.note.read"
+SATISFACTION_READ = "org.permission.satisfaction.read"
+BRAND_READ = "org.permission.brand.read"
+
+# The same names with a ROLE_ prefix, for star-free imports that read well at the call site.
+ROLE_CONVERSATION_READ = CONVERSATION_READ
+ROLE_MESSAGE_READ = MESSAGE_READ
+ROLE_TAG_READ = TAG_READ
+ROLE_METADATA_READ = METADATA_READ
+ROLE_KLASS_READ = KLASS_READ
+ROLE_SEARCH_CREATE = SEARCH_CREATE
+ROLE_SEARCH_UPDATE = SEARCH_UPDATE
+ROLE_SEARCH_GLOBAL_CREATE = SEARCH_GLOBAL_CREATE
+ROLE_SEARCH_PREVIEW_CREATE = SEARCH_PREVIEW_CREATE
+ROLE_CUSTOMER_READ = CUSTOMER_READ
+ROLE_TEAM_READ = TEAM_READ
+ROLE_USER_READ = USER_READ
+ROLE_NOTE_READ = NOTE_READ
+ROLE_SATISFACTION_READ = SATISFACTION_READ
+ROLE_BRAND_READ = BRAND_READ
+
+# Any one of these unlocks POST /v1/customers/search; integration guides ask for all four.
+SEARCH_ROLES: tuple[str, ...] = (
+    SEARCH_CREATE,
+    SEARCH_UPDATE,
+    SEARCH_GLOBAL_CREATE,
+    SEARCH_PREVIEW_CREATE,
+)
+
+# A run fails without these; SEARCH_CREATE stands for "any one of SEARCH_ROLES".
+REQUIRED_ROLES: frozenset[str] = frozenset(
+    {CONVERSATION_READ, MESSAGE_READ, TAG_READ, METADATA_READ, SEARCH_CREATE}
+)
+
+# Entities behind these are skipped with a warning naming the role, never a failed run.
+OPTIONAL_ROLES: frozenset[str] = frozenset(
+    {
+        KLASS_READ,
+        CUSTOMER_READ,
+        TEAM_READ,
+        USER_READ,
+        NOTE_READ,
+        SATISFACTION_READ,
+        BRAND_READ,
+    }
+)
+
+ALL_ROLES: tuple[str, ...] = (
+    CONVERSATION_READ,
+    MESSAGE_READ,
+    TAG_READ,
+    METADATA_READ,
+    KLASS_READ,
+    *SEARCH_ROLES,
+    CUSTOMER_READ,
+    TEAM_READ,
+    USER_READ,
+    NOTE_READ,
+    SATISFACTION_READ,
+    BRAND_READ,
+)
+
+# Entity type (as the dataset/JSON:API names it) -> the read role it needs.
+ENTITY_ROLES: dict[str, str] = {
+    "conversation": CONVERSATION_READ,
+    "message": MESSAGE_READ,
+    "tag": TAG_READ,
+    "metadata": METADATA_READ,
+    "klass": KLASS_READ,
+    "kobject": KLASS_READ,
+    "customer": CUSTOMER_READ,
+    "company": CUSTOMER_READ,
+    "team": TEAM_READ,
+    "user": USER_READ,
+    "note": NOTE_READ,
+    "satisfaction": SATISFACTION_READ,
+    "satisfaction_response": SATISFACTION_READ,
+    "brand": BRAND_READ,
+}
+
+# Entities read through POST /v1/customers/search also need one of SEARCH_ROLES.
+SEARCHED_ENTITIES: frozenset[str] = frozenset(
+    {"conversation", "message", "note", "customer", "company", "kobject"}
+)
+
+
+def is_required(role: str) -> bool:
+    """True when a missing `role` must fail the run (any search role counts as the search one)."""
+    return role in REQUIRED_ROLES or role in SEARCH_ROLES
+
+
+def role_for(entity: str) -> str | None:
+    """The read role for an entity type, or None for an unknown entity."""
+    return ENTITY_ROLES.get(entity)
