@@ -1,0 +1,1 @@
+"""Dagster assets: one per Kustomer entity, built from the spec table."""

@@ -1,0 +1,62 @@
+"""`kustomer-assets` console commands; each one delegates to the module that owns the work."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+
+def _emulator(args: argparse.Namespace) -> None:
+    from kustomer_assets.emulator import EmulatorConfig, serve_forever
+
+    config = EmulatorConfig(seed=args.seed, days=args.days, fault_rate=args.fault_rate)
+    print(f"Kustomer emulator on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    serve_forever(config, host=args.host, port=args.port)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from kustomer_assets.demo import run_demo
+
+    run_demo(days=args.days, root=args.root, seed=args.seed)
+
+
+def _ui(args: argparse.Namespace) -> None:
+    from kustomer_assets.demo import run_ui
+
+    run_ui(root=args.root, port=args.port, seed=args.seed, days=args.days)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kustomer-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    emulator = commands.add_parser("emulator", help="serve the local Kustomer API emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8755)
+    emulator.add_argument("--seed", type=int, default=7)
+    emulator.add_argument("--days", type=int, default=30)
+    emulator.add_argument("--fault-rate", type=float, default=0.0)
+    emulator.set_defaults(run=_emulator)
+
+    demo = commands.add_parser("demo", help="backfill the last N days from the emulator")
+    demo.add_argument("--days", type=int, default=30)
+    demo.add_argument("--root", default=".demo")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(run=_demo)
+
+    ui = commands.add_parser("ui", help="Dagster UI over the demo instance, with the emulator")
+    ui.add_argument("--root", default=".demo")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--seed", type=int, default=7)
+    ui.add_argument("--days", type=int, default=30)
+    ui.set_defaults(run=_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Resources built from the environment, so one code path serves the demo and production.
+
+Only the API key goes through `dg.EnvVar`: Dagster then stores the variable's name in run config
+and the UI, never the key. The other settings are not secret and are read when the code loads.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from kustomer_assets.kustomer.resource import KustomerResource
+from kustomer_assets.lake.resource import DeltaLakeResource
+
+DEFAULT_DELTA_ROOT = "data/delta"
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.getenv(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}.") from None
+
+
+def kustomer_from_env() -> KustomerResource:
+    return KustomerResource(
+        subdomain=os.getenv("KUSTOMER_SUBDOMAIN", ""),
+        api_key=dg.EnvVar("KUSTOMER_API_KEY"),
+        base_url=os.getenv("KUSTOMER_BASE_URL") or None,
+        org_requests_per_minute=_int_env("KUSTOMER_ORG_REQUESTS_PER_MINUTE", 500),
+        search_requests_per_minute=_int_env("KUSTOMER_SEARCH_REQUESTS_PER_MINUTE", 50),
+    )
+
+
+def lake_from_env() -> DeltaLakeResource:
+    return DeltaLakeResource(root=os.getenv("KUSTOMER_DELTA_ROOT") or DEFAULT_DELTA_ROOT)
+
+
+def resources_from_env() -> dict[str, dg.ConfigurableResource]:
+    return {"kustomer": kustomer_from_env(), "lake": lake_from_env()}
