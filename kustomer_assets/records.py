@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,9 +43,15 @@ class Column:
     path: tuple[str, ...]
     dtype: pl.DataType
     description: str
+    derive: Callable[[Any], Any] | None = None
+    """Optional step applied to the value at `path` before coercion (e.g. pick free-text
+    answers out of a CSAT answer list)."""
 
     def extract(self, resource: Mapping[str, Any]) -> Any:
-        return coerce(_walk(resource, self.path), self.dtype)
+        value = _walk(resource, self.path)
+        if self.derive is not None:
+            value = self.derive(value)
+        return coerce(value, self.dtype)
 
 
 def attr(name: str, key: str, dtype: pl.DataType, description: str) -> Column:

@@ -5,18 +5,26 @@ HTTP in `kustomer`, Delta in `lake`. A run over a partition range (single-run ba
 the whole range in one search window sequence, which costs far fewer requests than a run per day.
 """
 
-
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+import polars as pl
 
-from kustomer_assets.entities import ENTITIES, EntitySpec, SearchSource
+from kustomer_assets.entities import (
+    CONVERSATIONS,
+    ENTITIES,
+    EntitySpec,
+    ResponseByIdSource,
+    SearchSource,
+)
 from kustomer_assets.extract import WindowFetch
 from kustomer_assets.kustomer import KustomerError, KustomerPermissionError
 from kustomer_assets.kustomer.resource import KustomerResource
+from kustomer_assets.lake import DeltaStore
 from kustomer_assets.lake.partitions import WriteSummary
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.partitions import daily_partitions
+from kustomer_assets.records import PARTITION_COLUMN
 
 RAW_GROUP = "kustomer_raw"
 KUSTOMER_POOL = "kustomer_api"
@@ -30,6 +38,14 @@ SEARCH_HORIZON = timedelta(days=730)
 """Kustomer search covers only objects updated in the past two years (API notes)."""
 
 OWNERS = ["team:feedback-analytics"]
+
+SNAPSHOT_DAYS = (date(1970, 1, 1), date(2200, 1, 1))
+"""Snapshot entities replace every day: the whole list is read on every run."""
+
+TOGGLE_VARIABLES = {
+    "ingest_messages": "KUSTOMER_INGEST_MESSAGES",
+    "fetch_csat_responses": "KUSTOMER_FETCH_CSAT_RESPONSES",
+}
 
 
 def table_schema(spec: EntitySpec, columns: dict[str, str] | None = None) -> dg.TableSchema:
@@ -66,6 +82,8 @@ def _check_search_horizon(spec: EntitySpec, start: datetime) -> None:
 def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     """The asset for one entity spec."""
 
+    by_id = isinstance(spec.source, ResponseByIdSource)
+
     @dg.asset(
         name=spec.name,
         description=spec.description,
@@ -75,6 +93,7 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         kinds={"kustomer", "delta", "polars"},
         owners=OWNERS,
         pool=KUSTOMER_POOL,
+        deps=[CONVERSATIONS.name] if by_id else None,
         metadata={
             "dagster/column_schema": table_schema(spec),
             "kustomer/role": spec.role,
@@ -88,21 +107,42 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         window = context.partition_time_window
         start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
+        log = context.log
+        if spec.toggle and not getattr(kustomer, spec.toggle):
+            reason = f"disabled by {TOGGLE_VARIABLES.get(spec.toggle, spec.toggle)}=false"
+            log.info("%s: %s; nothing fetched", spec.name, reason)
+            return dg.MaterializeResult(
+                metadata={"dagster/row_count": 0, "skipped": True, "reason": reason}
+            )
         _check_search_horizon(spec, start)
         store = lake.store()
-        log = context.log
+        first_day, end_day = SNAPSHOT_DAYS if spec.is_snapshot else (start.date(), end.date())
+        partition_of: dict[str, date] = {}
+        if by_id:
+            partition_of = csat_response_days(store, start, end)
         with kustomer.client(logger=log) as client:
-            fetch = WindowFetch(spec, client, start, end)
+            fetch = WindowFetch(spec, client, start, end, ids=partition_of)
             try:
                 with store.replace_days(
-                    spec.name, start.date(), end.date(), spec.mapper.base_schema
+                    spec.name, first_day, end_day, spec.mapper.base_schema
                 ) as days:
                     batch: list[dict] = []
+
+                    def stage() -> None:
+                        frame = spec.mapper.frame(batch)
+                        if partition_of:
+                            frame = frame.with_columns(
+                                pl.col("id")
+                                .replace_strict(partition_of, default=None, return_dtype=pl.Date)
+                                .alias(PARTITION_COLUMN)
+                            )
+                        days.add(frame)
+                        batch.clear()
+
                     for pages, page in enumerate(fetch, start=1):
                         batch.extend(page)
                         if len(batch) >= BATCH_RECORDS:
-                            days.add(spec.mapper.frame(batch))
-                            batch = []
+                            stage()
                         if pages % 20 == 0:
                             log.info(
                                 "%s: %d pages, %d records so far; %s",
@@ -111,7 +151,7 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
                                 fetch.records,
                                 client.stats.as_dict(),
                             )
-                    days.add(spec.mapper.frame(batch))
+                    stage()
                     summary = days.commit()
             except KustomerPermissionError as error:
                 if spec.required:
@@ -127,8 +167,8 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
             "%s: wrote %d rows over %s..%s (API reported %s); %s",
             spec.name,
             summary.rows,
-            start.date(),
-            end.date(),
+            first_day,
+            end_day,
             fetch.reported_total,
             stats,
         )
@@ -155,6 +195,8 @@ def _metadata(
         "records_fetched": fetch.records,
         "duplicates_dropped": summary.duplicates_dropped,
         "delta_version": summary.table_version,
+        "snapshot": spec.is_snapshot,
+        "not_found": fetch.not_found,
         "window_start": fetch.start.isoformat(),
         "window_end": fetch.end.isoformat(),
     }
@@ -174,6 +216,28 @@ def _skipped_result(
             **{f"kustomer/{k}": v for k, v in stats.items()},
         }
     )
+
+
+def csat_response_days(store: DeltaStore, start: datetime, end: datetime) -> dict[str, date]:
+    """CSAT response ids to fetch for `[start, end)`, each with the day its satisfaction changed.
+
+    Only conversations whose satisfaction changed in the window need a request (responses are
+    fetched one by one); any version of the conversation counts, so a response answered on D is
+    found even when the conversation itself was touched again later.
+    """
+    if not store.exists(CONVERSATIONS.name):
+        return {}
+    changed = pl.coalesce("satisfaction_updated_at", "updated_at")
+    rows = (
+        store.scan(CONVERSATIONS.name)
+        .filter(pl.col("satisfaction_response_id").is_not_null())
+        .filter(changed >= start, changed < end)
+        .group_by("satisfaction_response_id")
+        .agg(changed.max().dt.date().alias("day"))
+        .sort("satisfaction_response_id")
+        .collect()
+    )
+    return dict(zip(rows["satisfaction_response_id"], rows["day"], strict=True))
 
 
 entity_assets = [build_entity_asset(spec) for spec in ENTITIES]

@@ -55,6 +55,17 @@ class KustomerResource(dg.ConfigurableResource):
         default=900.0, description="How long one request may wait out 429s before the run fails."
     )
 
+    ingest_messages: bool = Field(
+        default=True,
+        description="Land the messages table (KUSTOMER_INGEST_MESSAGES); off for users who "
+        "only want conversations.",
+    )
+    fetch_csat_responses: bool = Field(
+        default=True,
+        description="Fetch CSAT free-text answers, one request per conversation whose "
+        "satisfaction changed (KUSTOMER_FETCH_CSAT_RESPONSES); scores come with conversations.",
+    )
+
     def settings(self) -> KustomerSettings:
         return KustomerSettings(
             subdomain=self.subdomain,
