@@ -59,6 +59,20 @@ class ResponseByIdSource:
     path_template: str
 
 
+@dataclass(frozen=True)
+class Reference:
+    """Records another table points at that the window's search may not return.
+
+    A conversation from this week can belong to a customer whose profile last changed a year
+    ago; without the customer, feedback rows lose the email and name. Such records are fetched
+    by id (only those the table lacks) and stored on their own `updatedAt` day.
+    """
+
+    table: str
+    column: str
+    path_template: str
+
+
 Source = SearchSource | ListSource | MetadataSource | ResponseByIdSource
 SNAPSHOT_SOURCES = (ListSource, MetadataSource)
 
@@ -75,6 +89,7 @@ class EntitySpec:
     keep_custom: bool = True
     toggle: str | None = None
     """Name of a `KustomerResource` flag that switches this entity off (e.g. `ingest_messages`)."""
+    reference: Reference | None = None
     mapper: RecordMapper = field(init=False)
 
     @property
@@ -176,6 +191,7 @@ CUSTOMERS = EntitySpec(
     source=SearchSource("customer"),
     role=roles.CUSTOMER_READ,
     required=False,
+    reference=Reference("conversations", "customer_id", "/v1/customers/{id}"),
     description=(
         "Kustomer customers (the people who contact support), one row per version: partition D "
         "holds customers whose last update fell on UTC day D. Take the latest `updated_at` per "

@@ -50,7 +50,8 @@ class WindowFetch:
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         for page in self._source_pages():
-            self.records += len(page)
+            if not isinstance(self.spec.source, ResponseByIdSource):
+                self.records += len(page)
             yield page
 
     def _source_pages(self) -> Iterator[list[dict[str, Any]]]:
@@ -75,16 +76,24 @@ class WindowFetch:
             raise TypeError(f"unknown source {source!r}")
 
     def _by_id(self, source: ResponseByIdSource) -> Iterator[list[dict[str, Any]]]:
+        yield from self.by_ids(source.path_template, self.ids)
+
+    def by_ids(self, path_template: str, ids: Iterable[str]) -> Iterator[list[dict[str, Any]]]:
+        """Fetch records one by one (no list endpoint, or referenced records), in pages.
+
+        An id the API no longer knows (hard-deleted) is counted in `not_found`, not fatal.
+        """
         page: list[dict[str, Any]] = []
-        for record_id in self.ids:
+        for record_id in ids:
             try:
                 resource = self.client.get_resource(
-                    source.path_template.format(id=record_id), role=self.spec.role
+                    path_template.format(id=record_id), role=self.spec.role
                 )
             except KustomerNotFoundError:
                 self.not_found += 1
                 continue
             page.append(resource)
+            self.records += 1
             if len(page) >= BY_ID_PAGE:
                 yield page
                 page = []

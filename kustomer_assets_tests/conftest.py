@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from kustomer_assets.emulator import Emulator, EmulatorConfig
-from kustomer_assets.entities import EntitySpec
+from kustomer_assets.entities import ENTITIES_BY_NAME, EntitySpec
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.records import parse_timestamp
@@ -90,14 +90,27 @@ def materialize_range(
 
 
 def truth_in_window(emulator: Emulator, spec: EntitySpec, first: str, last: str) -> list[dict]:
+    """The server's records a backfill of `first...last` must hold.
+
+    Records updated in the window, plus (for specs with a `reference`, i.e. customers) the
+    records that the window's rows of the referring table point at, whatever their age.
+    """
     start = datetime.fromisoformat(first).replace(tzinfo=UTC)
     end = datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(days=1)
-    records = []
-    for record in emulator.truth(spec.kustomer_type, include_deleted=True):
+
+    def in_window(record: dict) -> bool:
         updated = parse_timestamp(record["attributes"].get("updatedAt"))
-        if updated is not None and start <= updated < end:
-            records.append(record)
-    return records
+        return updated is not None and start <= updated < end
+
+    records = emulator.truth(spec.kustomer_type, include_deleted=True)
+    wanted = {r["id"] for r in records if in_window(r)}
+    if spec.reference is not None:
+        referring = ENTITIES_BY_NAME[spec.reference.table]
+        column = next(c for c in referring.columns if c.name == spec.reference.column)
+        for record in emulator.truth(referring.kustomer_type, include_deleted=True):
+            if in_window(record) and column.extract(record):
+                wanted.add(column.extract(record))
+    return [r for r in records if r["id"] in wanted]
 
 
 def latest_per_id(table: pl.DataFrame) -> pl.DataFrame:

@@ -239,3 +239,19 @@ def test_definitions_load_with_every_entity_asset() -> None:
         assert node.partitions_def is not None
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
         assert node.description
+
+
+def test_customers_referenced_by_the_window_are_fetched_once(lake: Lake) -> None:
+    """Conversations of the last days point at customers last updated weeks ago: they are
+    fetched by id into their own day, and a rerun does not fetch them again."""
+    with Emulator(emulator_config(days=20)) as server:
+        first, last = day_range(4)
+        res = resources(server.base_url, lake)
+        result = materialize_range(ASSETS, first, last, res)
+        metadata = materialization_metadata(result, "customers")
+        assert metadata["rows_outside_window"] > 0
+        expected = expected_table(server, CUSTOMERS, first, last)
+        assert_matches_truth(lake.table("customers"), expected)
+        rerun = materialization_metadata(materialize_range(ASSETS, first, last, res), "customers")
+        assert rerun["rows_outside_window"] == 0
+        assert_matches_truth(lake.table("customers"), expected)

@@ -56,17 +56,31 @@ def test_rerun_gives_the_same_table(tmp_path: Path) -> None:
     assert read(store).equals(first)
 
 
-def test_duplicates_across_batches_and_out_of_window_rows_are_dropped(tmp_path: Path) -> None:
+def test_duplicates_across_batches_are_dropped(tmp_path: Path) -> None:
     store = DeltaStore(str(tmp_path))
     with store.replace_days("t", date(2026, 11, 1), date(2026, 11, 3), BASE) as days:
         days.add(rows(("a", at(1)), ("b", at(2))))
-        days.add(rows(("a", at(1)), ("a", at(2)), ("z", at(5))))
+        days.add(rows(("a", at(1)), ("a", at(2))))
         summary = days.commit()
     assert summary.rows == 3
     assert summary.duplicates_dropped == 1
-    assert summary.rows_outside_window == 1
     assert summary.rows_per_day == {"2026-11-01": 1, "2026-11-02": 2}
     assert read(store).height == 3
+
+
+def test_rows_outside_the_window_are_added_to_their_day_without_wiping_it(tmp_path) -> None:
+    store = DeltaStore(str(tmp_path))
+    write(store, 5, 6, rows(("old", at(5, 1)), ("other", at(5, 2))))
+    for _ in range(2):  # a rerun adds nothing twice
+        with store.replace_days("t", date(2026, 11, 10), date(2026, 11, 11), BASE) as days:
+            days.add(rows(("new", at(10)), ("referenced", at(5, 3)), ("old", at(5, 1))))
+            summary = days.commit()
+        assert summary.rows == 1 and summary.rows_outside_window == 2
+    table = read(store)
+    assert table["id"].to_list() == ["new", "old", "other", "referenced"]
+    assert table.filter(pl.col("id") == "referenced")["partition_date"].to_list() == [
+        date(2026, 11, 5)
+    ]
 
 
 def test_new_custom_column_mid_history_is_added_with_nulls_before(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ the whole range in one search window sequence, which costs far fewer requests th
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
-import polars as pl
 
+from kustomer_assets.assets.lookups import csat_response_ids, missing_references
 from kustomer_assets.entities import (
     CONVERSATIONS,
     ENTITIES,
@@ -20,11 +20,9 @@ from kustomer_assets.entities import (
 from kustomer_assets.extract import WindowFetch
 from kustomer_assets.kustomer import KustomerError, KustomerPermissionError
 from kustomer_assets.kustomer.resource import KustomerResource
-from kustomer_assets.lake import DeltaStore
 from kustomer_assets.lake.partitions import WriteSummary
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.partitions import daily_partitions
-from kustomer_assets.records import PARTITION_COLUMN
 
 RAW_GROUP = "kustomer_raw"
 KUSTOMER_POOL = "kustomer_api"
@@ -83,6 +81,9 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     """The asset for one entity spec."""
 
     by_id = isinstance(spec.source, ResponseByIdSource)
+    upstream = [CONVERSATIONS.name] if by_id else []
+    if spec.reference:
+        upstream.append(spec.reference.table)
 
     @dg.asset(
         name=spec.name,
@@ -93,7 +94,7 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         kinds={"kustomer", "delta", "polars"},
         owners=OWNERS,
         pool=KUSTOMER_POOL,
-        deps=[CONVERSATIONS.name] if by_id else None,
+        deps=upstream or None,
         metadata={
             "dagster/column_schema": table_schema(spec),
             "kustomer/role": spec.role,
@@ -117,11 +118,10 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         _check_search_horizon(spec, start)
         store = lake.store()
         first_day, end_day = SNAPSHOT_DAYS if spec.is_snapshot else (start.date(), end.date())
-        partition_of: dict[str, date] = {}
-        if by_id:
-            partition_of = csat_response_days(store, start, end)
+        ids = csat_response_ids(store, start, end) if by_id else []
         with kustomer.client(logger=log) as client:
-            fetch = WindowFetch(spec, client, start, end, ids=partition_of)
+            fetch = WindowFetch(spec, client, start, end, ids=ids)
+            fetched_ids: set[str] = set()
             try:
                 with store.replace_days(
                     spec.name, first_day, end_day, spec.mapper.base_schema
@@ -129,18 +129,12 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
                     batch: list[dict] = []
 
                     def stage() -> None:
-                        frame = spec.mapper.frame(batch)
-                        if partition_of:
-                            frame = frame.with_columns(
-                                pl.col("id")
-                                .replace_strict(partition_of, default=None, return_dtype=pl.Date)
-                                .alias(PARTITION_COLUMN)
-                            )
-                        days.add(frame)
+                        days.add(spec.mapper.frame(batch))
                         batch.clear()
 
                     for pages, page in enumerate(fetch, start=1):
                         batch.extend(page)
+                        fetched_ids.update(record["id"] for record in page)
                         if len(batch) >= BATCH_RECORDS:
                             stage()
                         if pages % 20 == 0:
@@ -152,6 +146,21 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
                                 client.stats.as_dict(),
                             )
                     stage()
+                    if spec.reference:
+                        missing = missing_references(
+                            store, spec.name, spec.reference, start, end, fetched_ids
+                        )
+                        log.info(
+                            "%s: fetching %d referenced by %s but not stored yet",
+                            spec.name,
+                            len(missing),
+                            spec.reference.table,
+                        )
+                        for page in fetch.by_ids(spec.reference.path_template, missing):
+                            batch.extend(page)
+                            if len(batch) >= BATCH_RECORDS:
+                                stage()
+                        stage()
                     summary = days.commit()
             except KustomerPermissionError as error:
                 if spec.required:
@@ -197,6 +206,7 @@ def _metadata(
         "delta_version": summary.table_version,
         "snapshot": spec.is_snapshot,
         "not_found": fetch.not_found,
+        "rows_outside_window": summary.rows_outside_window,
         "window_start": fetch.start.isoformat(),
         "window_end": fetch.end.isoformat(),
     }
@@ -216,28 +226,6 @@ def _skipped_result(
             **{f"kustomer/{k}": v for k, v in stats.items()},
         }
     )
-
-
-def csat_response_days(store: DeltaStore, start: datetime, end: datetime) -> dict[str, date]:
-    """CSAT response ids to fetch for `[start, end)`, each with the day its satisfaction changed.
-
-    Only conversations whose satisfaction changed in the window need a request (responses are
-    fetched one by one); any version of the conversation counts, so a response answered on D is
-    found even when the conversation itself was touched again later.
-    """
-    if not store.exists(CONVERSATIONS.name):
-        return {}
-    changed = pl.coalesce("satisfaction_updated_at", "updated_at")
-    rows = (
-        store.scan(CONVERSATIONS.name)
-        .filter(pl.col("satisfaction_response_id").is_not_null())
-        .filter(changed >= start, changed < end)
-        .group_by("satisfaction_response_id")
-        .agg(changed.max().dt.date().alias("day"))
-        .sort("satisfaction_response_id")
-        .collect()
-    )
-    return dict(zip(rows["satisfaction_response_id"], rows["day"], strict=True))
 
 
 entity_assets = [build_entity_asset(spec) for spec in ENTITIES]

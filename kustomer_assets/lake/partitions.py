@@ -5,6 +5,11 @@ Delta transaction that overwrites exactly the run's `[start, end)` days. Why sta
 appending batch by batch: a run killed halfway must leave the previous version of those days
 readable and whole, and a rerun must produce the same table, never a mix of old and new rows.
 Memory stays bounded by one batch: the commit streams the staged files as Arrow batches.
+
+Rows whose day lies outside the window (a customer referenced by this window's conversations
+but last updated long ago) cannot be written by replacing their day without wiping its other
+rows; they are inserted into their own day by a merge that adds only missing
+(id, updated_at) versions, which keeps reruns idempotent.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class WriteSummary:
     rows_per_day: dict[str, int] = field(default_factory=dict)
     duplicates_dropped: int = 0
     rows_outside_window: int = 0
+    """Rows for days outside the window, merged in as missing versions (see module doc)."""
     columns: dict[str, str] = field(default_factory=dict)
     table_version: int | None = None
 
@@ -61,6 +67,7 @@ class PartitionReplacement:
         self.storage_options = storage_options
         self._staging = Path(tempfile.mkdtemp(prefix="kustomer-stage-"))
         self._files: list[Path] = []
+        self._outside_files: list[Path] = []
         self._seen: set[tuple[str, object]] = set()
         self._days: Counter[str] = Counter()
         self.summary = WriteSummary()
@@ -77,30 +84,33 @@ class PartitionReplacement:
         shutil.rmtree(self._staging, ignore_errors=True)
 
     def add(self, frame: pl.DataFrame) -> None:
-        """Stage one batch: drop rows already staged (same id and updated_at) or outside the
-        window, so the committed days hold each record version exactly once."""
+        """Stage one batch, dropping rows already staged (same id and updated_at), so the
+        committed days hold each record version exactly once."""
         if frame.is_empty():
             return
-        in_window = frame.filter(
-            pl.col(PARTITION_COLUMN).is_between(self.first_day, self.end_day, closed="left")
-        )
-        self.summary.rows_outside_window += frame.height - in_window.height
-        keys = list(zip(*(in_window[c].to_list() for c in ROW_KEY), strict=True))
-        keep = []
+        keys = list(zip(*(frame[c].to_list() for c in ROW_KEY), strict=True))
+        fresh = []
         for key in keys:
-            fresh = key not in self._seen
-            keep.append(fresh)
-            if fresh:
-                self._seen.add(key)
-        batch = in_window.filter(pl.Series(keep, dtype=pl.Boolean))
-        self.summary.duplicates_dropped += in_window.height - batch.height
-        if batch.is_empty():
+            fresh.append(key not in self._seen)
+            self._seen.add(key)
+        batch = frame.filter(pl.Series(fresh, dtype=pl.Boolean))
+        self.summary.duplicates_dropped += frame.height - batch.height
+        inside = pl.col(PARTITION_COLUMN).is_between(self.first_day, self.end_day, closed="left")
+        in_window = batch.filter(inside.fill_null(False))
+        outside = batch.filter(~inside.fill_null(False) & pl.col(PARTITION_COLUMN).is_not_null())
+        if not outside.is_empty():
+            self.summary.rows_outside_window += outside.height
+            self._outside_files.append(self._stage(outside, "outside"))
+        if in_window.is_empty():
             return
-        for day, count in batch[PARTITION_COLUMN].value_counts().iter_rows():
+        for day, count in in_window[PARTITION_COLUMN].value_counts().iter_rows():
             self._days[day.isoformat()] += count
-        path = self._staging / f"batch-{len(self._files):06d}.parquet"
-        batch.write_parquet(path)
-        self._files.append(path)
+        self._files.append(self._stage(in_window, "batch"))
+
+    def _stage(self, frame: pl.DataFrame, kind: str) -> Path:
+        path = self._staging / f"{kind}-{len(self._files) + len(self._outside_files):06d}.parquet"
+        frame.write_parquet(path)
+        return path
 
     def commit(self) -> WriteSummary:
         """Replace the window's days with what was staged (nothing staged = days emptied)."""
@@ -114,7 +124,7 @@ class PartitionReplacement:
             dataset = pads.dataset([str(p) for p in self._files], schema=schema, format="parquet")
             # Sort within the staged data so a rerun writes byte-for-byte the same row order.
             table_or_reader: pa.Table | pa.RecordBatchReader
-            if len(self._seen) <= 200_000:
+            if sum(self._days.values()) <= 200_000:
                 table_or_reader = dataset.to_table().sort_by(sort_keys)
             else:
                 table_or_reader = dataset.scanner().to_reader()
@@ -129,7 +139,9 @@ class PartitionReplacement:
             schema_mode="merge",
             storage_options=self.storage_options,
         )
-        self.summary.rows = len(self._seen)
+        if self._outside_files:
+            self._merge_missing_versions(schema)
+        self.summary.rows = sum(self._days.values())
         self.summary.rows_per_day = dict(sorted(self._days.items()))
         self.summary.columns = {f.name: str(f.type) for f in schema}
         self.summary.table_version = DeltaTable(
@@ -137,10 +149,27 @@ class PartitionReplacement:
         ).version()
         return self.summary
 
+    def _merge_missing_versions(self, schema: pa.Schema) -> None:
+        files = [str(p) for p in self._outside_files]
+        source = pads.dataset(files, schema=schema, format="parquet").to_table()
+        table = DeltaTable(self.uri, storage_options=self.storage_options)
+        (
+            table.merge(
+                source,
+                predicate="t.id = s.id AND t.updated_at = s.updated_at",
+                source_alias="s",
+                target_alias="t",
+                merge_schema=True,
+            )
+            .when_not_matched_insert_all()
+            .execute()
+        )
+
     def _unified_schema(self) -> pa.Schema:
         """Base columns first, then every custom column any batch met, in a stable order."""
         base = pl.DataFrame(schema=self.base_schema).to_arrow().schema
-        schemas = [base, *(pads.dataset(str(p), format="parquet").schema for p in self._files)]
+        staged = [*self._files, *self._outside_files]
+        schemas = [base, *(pads.dataset(str(p), format="parquet").schema for p in staged)]
         unified = pa.unify_schemas(schemas, promote_options="permissive")
         extra = sorted(n for n in unified.names if n not in base.names)
         return pa.schema([unified.field(n) for n in [*base.names, *extra]])
