@@ -101,9 +101,17 @@ def table_summary(delta_root: Path) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def prepare_home(paths: DemoPaths) -> None:
+    """A Dagster instance folder for the demo; telemetry off (the machine may be offline)."""
+    paths.dagster_home.mkdir(parents=True, exist_ok=True)
+    config = paths.dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+
+
 def run_demo(days: int = 30, root: str = ".demo", seed: int = 7) -> None:
     paths = DemoPaths(Path(root).resolve())
-    paths.dagster_home.mkdir(parents=True, exist_ok=True)
+    prepare_home(paths)
     started = time.monotonic()
     config = EmulatorConfig(seed=seed, days=days, api_keys={DEMO_API_KEY: None})
     with Emulator(config) as emulator:
@@ -113,10 +121,13 @@ def run_demo(days: int = 30, root: str = ".demo", seed: int = 7) -> None:
         run_backfill(env, [spec.name for spec in ENTITIES], first, last)
         requests = dict(emulator.stats)
     elapsed = time.monotonic() - started
-    with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_rows=-1):
         print("\nTables written under", paths.delta)
         print(table_summary(paths.delta))
-    print(f"Partitions {first}...{last}; emulator requests: {requests}; {elapsed:.1f} s in all.")
+    print(
+        f"Partitions {first}...{last}: {requests.get('requests', 0)} API requests "
+        f"({requests.get('requests.search', 0)} searches), {elapsed:.1f} s in all."
+    )
     print(
         "\nOpen the result in the Dagster UI:\n"
         f"  DAGSTER_HOME={paths.dagster_home} KUSTOMER_DELTA_ROOT={paths.delta} "
@@ -128,7 +139,7 @@ def run_demo(days: int = 30, root: str = ".demo", seed: int = 7) -> None:
 def run_ui(root: str = ".demo", port: int = 3000, seed: int = 7, days: int = 30) -> None:
     """Dagster UI over the demo's instance, with an emulator so materializing still works."""
     paths = DemoPaths(Path(root).resolve())
-    paths.dagster_home.mkdir(parents=True, exist_ok=True)
+    prepare_home(paths)
     config = EmulatorConfig(seed=seed, days=days, api_keys={DEMO_API_KEY: None})
     with Emulator(config) as emulator:
         env = demo_environment(emulator.base_url, paths)

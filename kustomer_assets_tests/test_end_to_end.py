@@ -255,3 +255,47 @@ def test_customers_referenced_by_the_window_are_fetched_once(lake: Lake) -> None
         rerun = materialization_metadata(materialize_range(ASSETS, first, last, res), "customers")
         assert rerun["rows_outside_window"] == 0
         assert_matches_truth(lake.table("customers"), expected)
+
+
+def test_a_429_storm_is_waited_out(lake: Lake) -> None:
+    """A search budget of 3 requests per 1-second window forces real 429s and waits."""
+    config = emulator_config(
+        search_rate_limit=3, rate_window_seconds=1.0, max_page_size={"search": 100}
+    )
+    with Emulator(config) as server:
+        first, last = day_range(4)
+        result = materialize_range(ASSETS[:1], first, last, resources(server.base_url, lake))
+        metadata = materialization_metadata(result, "conversations")
+        assert metadata["kustomer/rate_limit_waits"] > 0
+        assert metadata["kustomer/wait_seconds"] > 0
+        assert_matches_truth(
+            lake.table("conversations"), expected_table(server, CONVERSATIONS, first, last)
+        )
+
+
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [
+        ({"base_url_override": None, "subdomain": "not a host!"}, "KUSTOMER_SUBDOMAIN"),
+        ({"base_url_override": "http://example.com"}, "https"),
+        ({"api_key": ""}, "KUSTOMER_API_KEY"),
+    ],
+)
+def test_bad_settings_fail_before_any_request(
+    emulator: Emulator, lake: Lake, settings: dict, needle: str
+) -> None:
+    first, last = day_range(1)
+    before = emulator.stats.get("requests", 0)
+    settings = dict(settings)
+    base_url = settings.pop("base_url_override", emulator.base_url)
+    result = materialize_range(
+        ASSETS[:1],
+        first,
+        last,
+        resources(base_url, lake, **settings),
+        raise_on_error=False,
+    )
+    assert not result.success
+    error = result.get_step_failure_events()[0].step_failure_data.error.to_string()
+    assert needle in error
+    assert emulator.stats.get("requests", 0) == before
