@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -299,3 +300,40 @@ def test_bad_settings_fail_before_any_request(
     error = result.get_step_failure_events()[0].step_failure_data.error.to_string()
     assert needle in error
     assert emulator.stats.get("requests", 0) == before
+
+
+def test_retried_backfill_skips_windows_an_earlier_attempt_finished(
+    emulator: Emulator, lake: Lake
+) -> None:
+    """Windows are committed with the root run id; a re-execution (same root run) does not
+    fetch them again, and the table equals a clean backfill."""
+    first, last = day_range(10)
+    first_window_last = (date.fromisoformat(first) + timedelta(days=6)).isoformat()
+    res = resources(emulator.base_url, lake)
+    tags = {"dagster/root_run_id": "attempt-root"}
+    # The earlier attempt got through its first window (7 days) and then died.
+    dg.materialize(
+        ASSETS[:1],
+        resources=res,
+        tags={
+            **tags,
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": first_window_last,
+        },
+    )
+    searches = emulator.stats.get("requests.search", 0)
+    retry = dg.materialize(
+        ASSETS[:1],
+        resources=res,
+        tags={
+            **tags,
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+    )
+    metadata = materialization_metadata(retry, "conversations")
+    assert metadata["windows"] == 2 and metadata["windows_resumed"] == 1
+    assert emulator.stats.get("requests.search", 0) - searches == 1
+    assert_matches_truth(
+        lake.table("conversations"), expected_table(emulator, CONVERSATIONS, first, last)
+    )

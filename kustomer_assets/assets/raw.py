@@ -1,8 +1,10 @@
-"""One daily-partitioned Delta asset per entity spec: fetch a window, map rows, replace days.
+"""One daily-partitioned Delta asset per entity spec, built from the spec table.
 
-The asset body only wires a spec to the client and to the lake: parsing lives in `records`,
-HTTP in `kustomer`, Delta in `lake`. A run over a partition range (single-run backfill) fetches
-the whole range in one search window sequence, which costs far fewer requests than a run per day.
+The asset plans the run's windows and reports; `load` fetches and writes one window; parsing
+lives in `records`, HTTP in `kustomer`, Delta in `lake`. A run over a partition range
+(single-run backfill) is cut into windows of `WINDOW_DAYS` days: each is one search window
+sequence (far fewer requests than a run per day) and one Delta commit that records the run in
+its note, so a retried backfill skips the windows its earlier attempt finished.
 """
 
 import warnings
@@ -10,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from kustomer_assets.assets.lookups import csat_response_ids, missing_references
+from kustomer_assets.assets.load import NOTE_RUN, NOTE_WINDOW, WindowLoad, load_window, window_key
 from kustomer_assets.entities import (
     CONVERSATIONS,
     ENTITIES,
@@ -18,10 +20,8 @@ from kustomer_assets.entities import (
     ResponseByIdSource,
     SearchSource,
 )
-from kustomer_assets.extract import WindowFetch
 from kustomer_assets.kustomer import KustomerError, KustomerPermissionError
 from kustomer_assets.kustomer.resource import KustomerResource
-from kustomer_assets.lake.partitions import WriteSummary
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.partitions import daily_partitions
 
@@ -34,8 +34,8 @@ KUSTOMER_POOL = "kustomer_api"
 """Dagster concurrency pool shared by every asset that calls Kustomer, so parallel runs stay
 inside the org's rate limit (set its limit in the instance: `dagster instance concurrency`)."""
 
-BATCH_RECORDS = 5_000
-"""Records mapped and staged per batch: bounds memory whatever the size of the history."""
+WINDOW_DAYS = 7
+"""Days per window of a range run: the unit of commit, of retry and of progress reporting."""
 
 SEARCH_HORIZON = timedelta(days=730)
 """Kustomer search covers only objects updated in the past two years (API notes)."""
@@ -85,8 +85,7 @@ def _check_search_horizon(spec: EntitySpec, start: datetime) -> None:
 def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     """The asset for one entity spec."""
 
-    by_id = isinstance(spec.source, ResponseByIdSource)
-    upstream = [CONVERSATIONS.name] if by_id else []
+    upstream = [CONVERSATIONS.name] if isinstance(spec.source, ResponseByIdSource) else []
     if spec.reference:
         upstream.append(spec.reference.table)
 
@@ -122,51 +121,36 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
             )
         _check_search_horizon(spec, start)
         store = lake.store()
-        first_day, end_day = SNAPSHOT_DAYS if spec.is_snapshot else (start.date(), end.date())
-        ids = csat_response_ids(store, start, end) if by_id else []
+        # A re-execution of a failed run shares the root run id: windows it finished are kept.
+        run = context.run.tags.get("dagster/root_run_id", context.run_id)
+        finished = {
+            note[NOTE_WINDOW]: note for note in store.commit_notes(spec.name, NOTE_RUN, run)
+        }
+        plan = plan_windows(spec, start, end)
+        loads: list[WindowLoad] = []
         with kustomer.client(logger=log) as client:
-            fetch = WindowFetch(spec, client, start, end, ids=ids)
-            fetched_ids: set[str] = set()
             try:
-                with store.replace_days(
-                    spec.name, first_day, end_day, spec.mapper.base_schema
-                ) as days:
-                    batch: list[dict] = []
-
-                    def stage() -> None:
-                        days.add(spec.mapper.frame(batch))
-                        batch.clear()
-
-                    for pages, page in enumerate(fetch, start=1):
-                        batch.extend(page)
-                        fetched_ids.update(record["id"] for record in page)
-                        if len(batch) >= BATCH_RECORDS:
-                            stage()
-                        if pages % 20 == 0:
-                            log.info(
-                                "%s: %d pages, %d records so far; %s",
-                                spec.name,
-                                pages,
-                                fetch.records,
-                                client.stats.as_dict(),
-                            )
-                    stage()
-                    if spec.reference:
-                        missing = missing_references(
-                            store, spec.name, spec.reference, start, end, fetched_ids
-                        )
-                        log.info(
-                            "%s: fetching %d referenced by %s but not stored yet",
-                            spec.name,
-                            len(missing),
-                            spec.reference.table,
-                        )
-                        for page in fetch.by_ids(spec.reference.path_template, missing):
-                            batch.extend(page)
-                            if len(batch) >= BATCH_RECORDS:
-                                stage()
-                        stage()
-                    summary = days.commit()
+                for number, (days, window_start, window_end) in enumerate(plan, start=1):
+                    key = window_key(*days)
+                    if key in finished:
+                        loads.append(WindowLoad.from_note(finished[key]))
+                        log.info("%s %s: written by an earlier attempt, skipped", spec.name, key)
+                        continue
+                    load = load_window(
+                        spec, client, store, days, window_start, window_end, run, log
+                    )
+                    loads.append(load)
+                    log.info(
+                        "%s window %d/%d %s: %d rows (API reported %s); %s; org budget left %s",
+                        spec.name,
+                        number,
+                        len(plan),
+                        key,
+                        load.rows,
+                        load.reported_total,
+                        client.stats.as_dict(),
+                        client.budget.last_remaining,
+                    )
             except KustomerPermissionError as error:
                 if spec.required:
                     raise dg.Failure(str(error)) from None
@@ -177,44 +161,64 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
                 # httpx exception so no request detail reaches the run log.
                 raise dg.Failure(f"{spec.name}: {error}") from None
             stats = client.stats.as_dict()
-        log.info(
-            "%s: wrote %d rows over %s..%s (API reported %s); %s",
-            spec.name,
-            summary.rows,
-            first_day,
-            end_day,
-            fetch.reported_total,
-            stats,
-        )
         return dg.MaterializeResult(
-            metadata=_metadata(spec, store.uri(spec.name), summary, fetch, stats)
+            metadata=_metadata(spec, store.uri(spec.name), loads, stats, start, end)
         )
 
     return _entity_asset
 
 
+def plan_windows(
+    spec: EntitySpec, start: datetime, end: datetime
+) -> list[tuple[tuple[date, date], datetime, datetime]]:
+    """(days to replace, fetch start, fetch end) per window of the run.
+
+    Snapshot entities are one window over every day; the others are cut into `WINDOW_DAYS`.
+    """
+    if spec.is_snapshot:
+        return [(SNAPSHOT_DAYS, start, end)]
+    windows = []
+    cursor = start
+    while cursor < end:
+        stop = min(cursor + timedelta(days=WINDOW_DAYS), end)
+        windows.append(((cursor.date(), stop.date()), cursor, stop))
+        cursor = stop
+    return windows
+
+
 def _metadata(
     spec: EntitySpec,
     uri: str,
-    summary: WriteSummary,
-    fetch: WindowFetch,
+    loads: list[WindowLoad],
     stats: dict[str, int | float],
+    start: datetime,
+    end: datetime,
 ) -> dict[str, object]:
+    rows_per_day: dict[str, int] = {}
+    for load in loads:
+        rows_per_day.update(load.rows_per_day)
+    totals = [load.reported_total for load in loads]
+    columns: dict[str, str] = {}
+    for load in loads:
+        columns.update(load.columns)
     metadata: dict[str, object] = {
-        "dagster/row_count": summary.rows,
-        "dagster/column_schema": table_schema(spec, summary.columns),
+        "dagster/row_count": sum(load.rows for load in loads),
         "dagster/uri": uri,
-        "rows_per_day": dg.MetadataValue.json(summary.rows_per_day),
-        "api_reported_total": fetch.reported_total,
-        "records_fetched": fetch.records,
-        "duplicates_dropped": summary.duplicates_dropped,
-        "delta_version": summary.table_version,
+        "rows_per_day": dg.MetadataValue.json(dict(sorted(rows_per_day.items()))),
+        "api_reported_total": None if None in totals else sum(t or 0 for t in totals),
+        "records_fetched": sum(load.records_fetched for load in loads),
+        "duplicates_dropped": sum(load.duplicates_dropped for load in loads),
+        "rows_outside_window": sum(load.rows_outside_window for load in loads),
+        "not_found": sum(load.not_found for load in loads),
+        "windows": len(loads),
+        "windows_resumed": sum(load.resumed for load in loads),
+        "delta_version": max((load.delta_version or -1 for load in loads), default=None),
         "snapshot": spec.is_snapshot,
-        "not_found": fetch.not_found,
-        "rows_outside_window": summary.rows_outside_window,
-        "window_start": fetch.start.isoformat(),
-        "window_end": fetch.end.isoformat(),
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
     }
+    if columns:
+        metadata["dagster/column_schema"] = table_schema(spec, columns)
     metadata.update({f"kustomer/{k}": v for k, v in stats.items()})
     return metadata
 

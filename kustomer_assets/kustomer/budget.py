@@ -108,6 +108,8 @@ class RateBudget:
         self._wall = wall_clock
         self._lock = threading.Lock()
         self._blocked_until = float("-inf")
+        self.last_remaining: int | None = None
+        """The server's latest x-ratelimit-remaining, for progress logs."""
         # Added when an injected sleep returns without the clock moving (a test's no-op sleep),
         # so waiting still terminates instead of spinning on the real clock.
         self._offset = 0.0
@@ -156,6 +158,7 @@ class RateBudget:
             remaining = float(remaining_text)
         except ValueError:
             return 0.0
+        self.last_remaining = int(remaining)
         if remaining > self.reserve:
             return 0.0
         delay = reset_delay(_header(headers, "x-ratelimit-reset"), now=self._wall())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -25,7 +26,7 @@ from types import TracebackType
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as pads
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from kustomer_assets.records import PARTITION_COLUMN
 
@@ -112,9 +113,19 @@ class PartitionReplacement:
         frame.write_parquet(path)
         return path
 
-    def commit(self) -> WriteSummary:
-        """Replace the window's days with what was staged (nothing staged = days emptied)."""
+    def commit(
+        self, note: Callable[[WriteSummary], dict[str, str]] | None = None
+    ) -> WriteSummary:
+        """Replace the window's days with what was staged (nothing staged = days emptied).
+
+        `note(summary)` is stored in the window's last Delta commit (the table history), where
+        a retried backfill finds which windows an earlier attempt already finished.
+        """
         schema = self._unified_schema()
+        self.summary.rows = sum(self._days.values())
+        self.summary.rows_per_day = dict(sorted(self._days.items()))
+        self.summary.columns = {f.name: str(f.type) for f in schema}
+        properties = CommitProperties(custom_metadata=note(self.summary)) if note else None
         predicate = (
             f"{PARTITION_COLUMN} >= '{self.first_day.isoformat()}' "
             f"AND {PARTITION_COLUMN} < '{self.end_day.isoformat()}'"
@@ -124,7 +135,7 @@ class PartitionReplacement:
             dataset = pads.dataset([str(p) for p in self._files], schema=schema, format="parquet")
             # Sort within the staged data so a rerun writes byte-for-byte the same row order.
             table_or_reader: pa.Table | pa.RecordBatchReader
-            if sum(self._days.values()) <= 200_000:
+            if self.summary.rows <= 200_000:
                 table_or_reader = dataset.to_table().sort_by(sort_keys)
             else:
                 table_or_reader = dataset.scanner().to_reader()
@@ -138,18 +149,18 @@ class PartitionReplacement:
             partition_by=[PARTITION_COLUMN],
             schema_mode="merge",
             storage_options=self.storage_options,
+            commit_properties=None if self._outside_files else properties,
         )
         if self._outside_files:
-            self._merge_missing_versions(schema)
-        self.summary.rows = sum(self._days.values())
-        self.summary.rows_per_day = dict(sorted(self._days.items()))
-        self.summary.columns = {f.name: str(f.type) for f in schema}
+            self._merge_missing_versions(schema, properties)
         self.summary.table_version = DeltaTable(
             self.uri, storage_options=self.storage_options
         ).version()
         return self.summary
 
-    def _merge_missing_versions(self, schema: pa.Schema) -> None:
+    def _merge_missing_versions(
+        self, schema: pa.Schema, properties: CommitProperties | None
+    ) -> None:
         files = [str(p) for p in self._outside_files]
         source = pads.dataset(files, schema=schema, format="parquet").to_table()
         table = DeltaTable(self.uri, storage_options=self.storage_options)
@@ -160,6 +171,7 @@ class PartitionReplacement:
                 source_alias="s",
                 target_alias="t",
                 merge_schema=True,
+                commit_properties=properties,
             )
             .when_not_matched_insert_all()
             .execute()

@@ -34,6 +34,13 @@ class DeltaStore:
             self.uri(table), first_day, end_day, base_schema, self.storage_options
         )
 
+    def commit_notes(self, table: str, key: str, value: str, limit: int = 500) -> list[dict]:
+        """Recent commits whose note has `key == value` (newest first)."""
+        if not self.exists(table):
+            return []
+        history = DeltaTable(self.uri(table), storage_options=self.storage_options).history(limit)
+        return [entry for entry in history if entry.get(key) == value]
+
     def scan(self, table: str) -> pl.LazyFrame:
         """Lazy scan, so filters on `partition_date` prune files before anything is read."""
         return pl.scan_delta(self.uri(table), storage_options=self.storage_options)
