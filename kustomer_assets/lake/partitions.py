@@ -113,9 +113,7 @@ class PartitionReplacement:
         frame.write_parquet(path)
         return path
 
-    def commit(
-        self, note: Callable[[WriteSummary], dict[str, str]] | None = None
-    ) -> WriteSummary:
+    def commit(self, note: Callable[[WriteSummary], dict[str, str]] | None = None) -> WriteSummary:
         """Replace the window's days with what was staged (nothing staged = days emptied).
 
         `note(summary)` is stored in the window's last Delta commit (the table history), where
