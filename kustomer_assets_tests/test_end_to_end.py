@@ -337,3 +337,40 @@ def test_retried_backfill_skips_windows_an_earlier_attempt_finished(
     assert_matches_truth(
         lake.table("conversations"), expected_table(emulator, CONVERSATIONS, first, last)
     )
+
+
+SERVER_VARIANTS = {
+    "results-cap-and-small-pages": {
+        "search_max_results": 250,
+        "max_page_size": {"search": 50, "default": 20, "users": 20, "teams": 20},
+    },
+    "seconds-reset-no-retry-after": {
+        "reset_header_mode": "seconds",
+        "send_retry_after": False,
+        "search_rate_limit": 4,
+        "rate_window_seconds": 1.0,
+    },
+    "401-for-roles-and-404-deep-pages": {
+        "permission_error_status": 401,
+        "deep_paging_refusal": "404",
+        "search_max_pages": 2,
+        "max_page_size": {"search": 100},
+    },
+    "faults-of-every-kind": {"fault_rate": 0.2},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(SERVER_VARIANTS))
+def test_every_reading_of_the_inferred_api_details(lake: Lake, variant: str) -> None:
+    """The API notes leave some behaviour open ("inferred"); each reading gives the truth."""
+    from kustomer_assets.assets.raw import entity_assets
+
+    chosen = [a for a in entity_assets if a.key.to_user_string() in {"conversations", "users"}]
+    with Emulator(emulator_config(days=6, **SERVER_VARIANTS[variant])) as server:
+        first, last = day_range(6)
+        materialize_range(chosen, first, last, resources(server.base_url, lake))
+        assert_matches_truth(
+            lake.table("conversations"), expected_table(server, CONVERSATIONS, first, last)
+        )
+        users = lake.table("users")
+        assert sorted(users["id"]) == sorted(r["id"] for r in server.truth("user"))
