@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo ui test lint emulator clean
+.PHONY: install demo ui test bench emulator clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,12 @@ emulator: $(STAMP)
 	$(BIN)/kustomer-assets emulator
 
 test: $(STAMP)
-	$(BIN)/ruff check kustomer_assets kustomer_assets_tests
-	$(BIN)/ruff format --check kustomer_assets kustomer_assets_tests
+	$(BIN)/ruff check kustomer_assets kustomer_assets_tests benchmarks
+	$(BIN)/ruff format --check kustomer_assets kustomer_assets_tests benchmarks
 	$(BIN)/pytest -n 2 --durations=10
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/requests_per_record.py --days 30
 
 clean:
 	rm -rf .demo data
