@@ -1,8 +1,24 @@
-"""The one Definitions object of the code location (`kustomer_assets.definitions:defs`)."""
+"""The one Definitions object of the code location (`kustomer_assets.definitions:defs`).
+
+Policies that apply to every asset (freshness) are set here, in one place.
+"""
 
 import dagster as dg
 
 from kustomer_assets.assets.raw import entity_assets
+from kustomer_assets.automation import schedules, sensors
+from kustomer_assets.checks import freshness_policy, quality_checks
 from kustomer_assets.resources import resources_from_env
 
-defs = dg.Definitions(assets=entity_assets, resources=resources_from_env())
+_freshness = freshness_policy()
+assets = dg.map_asset_specs(
+    lambda spec: spec.replace_attributes(freshness_policy=_freshness), [*entity_assets]
+)
+
+defs = dg.Definitions(
+    assets=assets,
+    asset_checks=quality_checks(assets),
+    schedules=schedules,
+    sensors=sensors,
+    resources=resources_from_env(),
+)

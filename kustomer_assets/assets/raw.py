@@ -122,7 +122,7 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         _check_search_horizon(spec, start)
         store = lake.store()
         # A re-execution of a failed run shares the root run id: windows it finished are kept.
-        run = context.run.tags.get("dagster/root_run_id", context.run_id)
+        run = context.run.tags.get("dagster/root_run_id", context.run.run_id)
         finished = {
             note[NOTE_WINDOW]: note for note in store.commit_notes(spec.name, NOTE_RUN, run)
         }

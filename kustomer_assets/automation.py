@@ -1,0 +1,383 @@
+"""What keeps the Kustomer tables current without anyone clicking: a change sensor, a nightly
+finalization of yesterday, and the automation-condition sensor that refreshes `feedback`.
+
+- `kustomer_changes` (sensor, every KUSTOMER_SENSOR_INTERVAL_SECONDS, default 300): one small
+  search per searched entity asks Kustomer what changed since the cursor, and requests a run
+  for each UTC day those records now sit on. Its first tick has nothing to compare with: it
+  requests the last KUSTOMER_FIRST_SYNC_DAYS days (default 7) of every raw table as one run.
+- `finalize_yesterday` (schedule, 02:00 UTC): reloads yesterday's partition of every raw table
+  once the day is closed, which also catches what the sensor cannot see: list-only tables
+  (agents, teams, tags ...) and records Kustomer's search indexed late.
+- `default_automation_condition_sensor`: evaluates `feedback`'s `AutomationCondition.eager()`
+  and the hourly `partition_fresh` checks. Dagster creates this sensor stopped; defining it
+  here makes it start with the code location.
+
+The sensor and the schedule call Kustomer, so they start stopped unless
+KUSTOMER_AUTOMATION_RUNNING=true: turning a code location on should not spend the org's API
+budget before someone chose to.
+
+Concurrency pool `kustomer_api`: every raw asset takes a slot of it, so its limit caps how many
+runs call Kustomer at once. Recommended limit = the connector's share of the org's search budget
+÷ what one run may use (`search_requests_per_minute`, KUSTOMER_SEARCH_REQUESTS_PER_MINUTE):
+with Kustomer's 100 searches/min for API keys, half of it left to other apps, and 50 per run,
+that is 50 / 50 = **1** (`RECOMMENDED_POOL_LIMIT`; `recommended_pool_limit()` computes it for
+other settings). Set it with `dagster instance concurrency set kustomer_api 1`, or in
+dagster.yaml under `concurrency: pools: default_limit: 1`. Sensor runs for several days then
+queue instead of racing each other into 429s.
+"""
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+from kustomer_assets.entities import (
+    CONVERSATIONS,
+    ENTITIES,
+    EntitySpec,
+    ResponseByIdSource,
+    SearchSource,
+)
+from kustomer_assets.kustomer import KustomerClient, KustomerPermissionError
+from kustomer_assets.kustomer.errors import iso_ms
+from kustomer_assets.kustomer.resource import KustomerResource
+from kustomer_assets.partitions import daily_partitions
+from kustomer_assets.records import parse_timestamp
+
+ENV_FIRST_SYNC_DAYS = "KUSTOMER_FIRST_SYNC_DAYS"
+ENV_SENSOR_INTERVAL = "KUSTOMER_SENSOR_INTERVAL_SECONDS"
+ENV_MAX_DAY_RUNS = "KUSTOMER_SENSOR_MAX_DAY_RUNS"
+ENV_AUTOMATION_RUNNING = "KUSTOMER_AUTOMATION_RUNNING"
+DEFAULT_FIRST_SYNC_DAYS = 7
+DEFAULT_SENSOR_INTERVAL = 300
+"""Five searched entities, one search each per tick: about 1 search/min of the 100/min budget."""
+DEFAULT_MAX_DAY_RUNS = 7
+"""Above this many changed days in one tick (the sensor was off for a while), one run over the
+range replaces one run per day: a single search sequence costs far less than many."""
+FINALIZE_CRON = "0 2 * * *"
+"""02:00 UTC: yesterday is closed and late edits of its last hours have settled."""
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+RAW_KEYS: tuple[dg.AssetKey, ...] = tuple(dg.AssetKey(spec.name) for spec in ENTITIES)
+SEARCHED: tuple[EntitySpec, ...] = tuple(
+    spec for spec in ENTITIES if isinstance(spec.source, SearchSource)
+)
+
+KUSTOMER_SEARCH_PER_MINUTE = 100
+"""Kustomer's search limit for API keys (kustomer-api notes, "Rate limits")."""
+CONNECTOR_SHARE = 0.5
+"""Part of the org's budget this connector may use; the rest is left to other apps."""
+PER_RUN_SEARCH_PER_MINUTE = 50
+"""`KustomerResource.search_requests_per_minute` default: what one run may spend."""
+
+
+def recommended_pool_limit(
+    org_search_per_minute: int = KUSTOMER_SEARCH_PER_MINUTE,
+    connector_share: float = CONNECTOR_SHARE,
+    per_run_search_per_minute: int = PER_RUN_SEARCH_PER_MINUTE,
+) -> int:
+    """Runs that may call Kustomer at once: the connector's budget / one run's budget (>= 1)."""
+    return max(1, int(org_search_per_minute * connector_share // per_run_search_per_minute))
+
+
+RECOMMENDED_POOL_LIMIT = recommended_pool_limit()
+
+SENSOR_CLIENT_LIMITS = {
+    "timeout_seconds": 10.0,
+    "max_retries": 2,
+    "max_rate_limit_wait_seconds": 20.0,
+}
+"""A sensor tick must finish within Dagster's evaluation timeout (about a minute): fail the
+tick fast and let the next one retry, instead of waiting out a 429 storm like a run does."""
+
+
+def _positive_int_env(name: str, default: int) -> int:
+    raw = os.getenv(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}.") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {raw!r}.")
+    return value
+
+
+def _running_by_default() -> bool:
+    return os.getenv(ENV_AUTOMATION_RUNNING, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _floor_ms(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
+
+
+def refreshed_with(changed: Iterable[str]) -> set[str]:
+    """Entities to reload for a day on which the `changed` entities changed.
+
+    Read from the spec table: CSAT responses are fetched for conversations whose satisfaction
+    changed, and a spec's `Reference` (customers) fetches the records the changed table's rows
+    point at, so both follow the table they depend on.
+    """
+    out = set(changed)
+    for spec in ENTITIES:
+        if spec.reference is not None and spec.reference.table in out:
+            out.add(spec.name)
+        if isinstance(spec.source, ResponseByIdSource) and CONVERSATIONS.name in out:
+            out.add(spec.name)
+    return out
+
+
+@dataclass(frozen=True)
+class EntityChanges:
+    """What one search said about one entity since the cursor."""
+
+    entity: str
+    days: frozenset[date]
+    oldest: datetime | None
+    newest: datetime | None
+    complete: bool
+    """False when more records changed than one page holds: only the oldest ones were seen."""
+    reported_total: int | None
+
+
+def find_changes(
+    client: KustomerClient, spec: EntitySpec, since: datetime, until: datetime
+) -> EntityChanges:
+    """ONE search request: records of `spec` updated in [since, until), oldest first.
+
+    One full page (500 records) is read and paging stops there: the oldest change is what the
+    sensor needs when there are more, and the search budget is what it must not spend.
+    """
+    if not isinstance(spec.source, SearchSource):
+        raise TypeError(f"{spec.name} is not read through search")
+    window = client.search_window(spec.source.query_context, since, until, role=spec.role)
+    pages = iter(window)
+    try:
+        page = next(pages, [])
+    finally:
+        pages.close()  # stop the window's paging: no second request
+    stamps = [
+        stamp
+        for record in page
+        if (stamp := parse_timestamp((record.get("attributes") or {}).get("updatedAt")))
+    ]
+    total = window.reported_total
+    # Without meta.total, a page shorter than asked for is the last one.
+    page_size = client.settings.search_page_size
+    complete = len(page) >= total if total is not None else len(page) < page_size
+    return EntityChanges(
+        entity=spec.name,
+        days=frozenset(stamp.date() for stamp in stamps),
+        oldest=min(stamps, default=None),
+        newest=max(stamps, default=None),
+        complete=complete,
+        reported_total=total,
+    )
+
+
+@contextmanager
+def _sensor_client(kustomer: KustomerResource, logger: Any) -> Iterator[KustomerClient]:
+    settings = replace(kustomer.settings(), **SENSOR_CLIENT_LIMITS)
+    with KustomerClient(settings, logger=logger) as client:
+        yield client
+
+
+def _partition_days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _first_sync_request(now: datetime, days: int) -> dg.RunRequest:
+    last = now.date()
+    first = max(last - timedelta(days=days - 1), daily_partitions.start.date())
+    return dg.RunRequest(
+        # The tick time keeps a reset cursor able to ask again the same day.
+        run_key=f"first-sync:{first}..{last}@{iso_ms(now)}",
+        asset_selection=list(RAW_KEYS),
+        tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
+    )
+
+
+def plan_runs(
+    changes: Iterable[EntityChanges], today: date, cursor: str, max_day_runs: int
+) -> list[dg.RunRequest]:
+    """Run requests for the changed days: one per day, or one range run when there are many."""
+    first_partition = daily_partitions.start.date()
+    per_day: dict[date, set[str]] = {}
+    for change in changes:
+        if change.oldest is None:
+            continue
+        days = set(change.days)
+        if not change.complete:
+            # Unseen changes are newer than the oldest seen: every day since may hold some.
+            days |= set(_partition_days(change.oldest.date(), today))
+        for day in days:
+            # Clock skew can stamp a record after our "today"; partitions end at today.
+            day = min(max(day, first_partition), today)
+            per_day.setdefault(day, set()).add(change.entity)
+    if not per_day:
+        return []
+    if len(per_day) > max_day_runs:
+        first, last = min(per_day), max(per_day)
+        entities = refreshed_with(set().union(*per_day.values()))
+        return [
+            dg.RunRequest(
+                run_key=f"changes:{first}..{last}@{cursor}",
+                asset_selection=_keys(entities),
+                tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
+            )
+        ]
+    return [
+        dg.RunRequest(
+            run_key=f"changes:{day}@{cursor}",
+            partition_key=day.isoformat(),
+            asset_selection=_keys(refreshed_with(entities)),
+        )
+        for day, entities in sorted(per_day.items())
+    ]
+
+
+def _keys(entities: Iterable[str]) -> list[dg.AssetKey]:
+    wanted = set(entities)
+    return [key for key in RAW_KEYS if key.path[-1] in wanted]
+
+
+def build_kustomer_changes_sensor(
+    *,
+    minimum_interval_seconds: int | None = None,
+    first_sync_days: int | None = None,
+    max_day_runs: int | None = None,
+    default_status: dg.DefaultSensorStatus | None = None,
+    clock: Callable[[], datetime] = _utc_now,
+) -> dg.SensorDefinition:
+    """The `kustomer_changes` sensor; arguments default to the environment (see module doc).
+
+    `clock` is the sensor's "now" (tests pass the emulator's clock).
+    """
+    interval = minimum_interval_seconds or _positive_int_env(
+        ENV_SENSOR_INTERVAL, DEFAULT_SENSOR_INTERVAL
+    )
+    look_back = first_sync_days or _positive_int_env(ENV_FIRST_SYNC_DAYS, DEFAULT_FIRST_SYNC_DAYS)
+    day_runs = max_day_runs or _positive_int_env(ENV_MAX_DAY_RUNS, DEFAULT_MAX_DAY_RUNS)
+    status = default_status or (
+        dg.DefaultSensorStatus.RUNNING if _running_by_default() else dg.DefaultSensorStatus.STOPPED
+    )
+
+    @dg.sensor(
+        name="kustomer_changes",
+        target=dg.AssetSelection.assets(*RAW_KEYS),
+        minimum_interval_seconds=interval,
+        default_status=status,
+        description=(
+            "Asks Kustomer what changed since the last tick (one search per searched entity) "
+            "and reloads the UTC days the changed records now belong to. The first tick loads "
+            f"the last {look_back} days of every table (KUSTOMER_FIRST_SYNC_DAYS)."
+        ),
+    )
+    def kustomer_changes(
+        context: dg.SensorEvaluationContext, kustomer: KustomerResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        now = _floor_ms(clock().astimezone(UTC))
+        if not context.cursor:
+            context.log.info("No cursor yet: loading the last %d days as one run", look_back)
+            return dg.SensorResult(
+                run_requests=[_first_sync_request(now, look_back)], cursor=iso_ms(now)
+            )
+        seen = parse_timestamp(context.cursor)
+        if seen is None:
+            raise ValueError(
+                f"kustomer_changes cursor {context.cursor!r} is not a timestamp; reset the "
+                "sensor's cursor in the UI (the next tick then loads the look-back days again)."
+            )
+        # The cursor is the newest updatedAt seen: ask for strictly newer (ms precision).
+        since = seen + timedelta(milliseconds=1)
+        changes: list[EntityChanges] = []
+        with _sensor_client(kustomer, context.log) as client:
+            for spec in SEARCHED:
+                if spec.toggle and not getattr(kustomer, spec.toggle):
+                    continue
+                try:
+                    changes.append(find_changes(client, spec, since, now))
+                except KustomerPermissionError as error:
+                    if spec.required:
+                        raise
+                    context.log.warning("%s not watched: %s", spec.name, error)
+        changed = [c for c in changes if c.newest is not None]
+        if not changed:
+            return dg.SkipReason(f"Nothing changed in Kustomer since {context.cursor}.")
+        # When a page was full the newest change is unknown; the runs reload every day up to
+        # today, so everything before `now` is covered.
+        newest = max(c.newest for c in changed if c.newest is not None)
+        cursor = iso_ms(newest if all(c.complete for c in changed) else now)
+        requests = plan_runs(changed, now.date(), cursor, day_runs)
+        context.log.info(
+            "Changes since %s: %s; %d run(s) requested",
+            context.cursor,
+            ", ".join(
+                f"{c.entity} {c.reported_total if c.reported_total is not None else '?'}"
+                for c in changed
+            ),
+            len(requests),
+        )
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    return kustomer_changes
+
+
+def build_finalize_yesterday_schedule(
+    *, cron_schedule: str = FINALIZE_CRON, default_status: dg.DefaultScheduleStatus | None = None
+) -> dg.ScheduleDefinition:
+    """`finalize_yesterday`: yesterday's partition of every raw asset, in one run."""
+    status = default_status or (
+        dg.DefaultScheduleStatus.RUNNING
+        if _running_by_default()
+        else dg.DefaultScheduleStatus.STOPPED
+    )
+
+    @dg.schedule(
+        name="finalize_yesterday",
+        cron_schedule=cron_schedule,
+        execution_timezone="UTC",
+        target=dg.AssetSelection.assets(*RAW_KEYS),
+        default_status=status,
+        description=(
+            "Reloads yesterday (UTC) in every Kustomer table once the day is over: the final "
+            "version of the day, including list-only tables the change sensor cannot watch."
+        ),
+    )
+    def finalize_yesterday(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        yesterday = context.scheduled_execution_time.astimezone(UTC).date() - timedelta(days=1)
+        return dg.RunRequest(
+            run_key=f"finalize:{yesterday}",
+            partition_key=yesterday.isoformat(),
+            asset_selection=list(RAW_KEYS),
+        )
+
+    return finalize_yesterday
+
+
+default_automation_condition_sensor = dg.AutomationConditionSensorDefinition(
+    "default_automation_condition_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Evaluates automation conditions: refreshes feedback after its inputs change "
+        "(eager) and runs the hourly partition_fresh checks."
+    ),
+)
+
+kustomer_changes = build_kustomer_changes_sensor()
+finalize_yesterday = build_finalize_yesterday_schedule()
+
+schedules = [finalize_yesterday]
+sensors = [kustomer_changes, default_automation_condition_sensor]
