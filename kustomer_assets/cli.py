@@ -26,6 +26,12 @@ def _ui(args: argparse.Namespace) -> None:
     run_ui(root=args.root, port=args.port, seed=args.seed, days=args.days)
 
 
+def _check(args: argparse.Namespace) -> None:
+    from kustomer_assets.kustomer.key_check import run_command
+
+    raise SystemExit(run_command())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kustomer-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--seed", type=int, default=7)
     ui.add_argument("--days", type=int, default=30)
     ui.set_defaults(run=_ui)
+
+    check = commands.add_parser(
+        "check",
+        help="which Kustomer roles the API key carries (exit 0 ok, 1 required role missing, "
+        "2 settings or key unusable)",
+        description="Reads KUSTOMER_SUBDOMAIN or KUSTOMER_BASE_URL and KUSTOMER_API_KEY from "
+        "the environment and probes each role with one small request.",
+    )
+    check.set_defaults(run=_check)
     return parser
 
 

@@ -7,7 +7,7 @@ import dagster as dg
 
 from kustomer_assets.assets.raw import entity_assets
 from kustomer_assets.automation import schedules, sensors
-from kustomer_assets.checks import freshness_policy, quality_checks
+from kustomer_assets.checks import freshness_policy, key_check_job, quality_checks, role_checks
 from kustomer_assets.resources import resources_from_env
 
 _freshness = freshness_policy()
@@ -17,7 +17,8 @@ assets = dg.map_asset_specs(
 
 defs = dg.Definitions(
     assets=assets,
-    asset_checks=quality_checks(assets),
+    asset_checks=[*quality_checks(assets), *role_checks],
+    jobs=[key_check_job],
     schedules=schedules,
     sensors=sensors,
     resources=resources_from_env(),

@@ -530,6 +530,18 @@ class KustomerClient:
         self._key_ok = True
         return payload["data"]
 
+    def first_page(
+        self, path: str, *, search_body: dict[str, Any] | None = None, role: str | None = None
+    ) -> dict[str, Any]:
+        """One page of one record (a GET list, or a search when `search_body` is given): the
+        cheapest request that proves a role, as the key check needs."""
+        params = {"page": 1, "pageSize": 1}
+        if search_body is not None:
+            return self._request(
+                "POST", path, params=params, json=search_body, role=role, kind="search"
+            )
+        return self._request("GET", path, params=params, role=role)
+
     def get_resource(self, path: str, *, role: str | None = None) -> dict[str, Any]:
         """GET one resource and return its `data` object."""
         payload = self._request("GET", path, role=role, expect="object")

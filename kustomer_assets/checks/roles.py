@@ -1,0 +1,141 @@
+"""Does the API key carry the role each table needs? Asset checks per entity, plus a key-check job.
+
+A key's roles cannot be edited and are invisible until a request is refused, so a missing role
+otherwise shows up as a table that silently stays empty (optional roles are skipped with a
+warning) or as a failed backfill. `role_granted` puts the answer next to each table in the UI,
+with one request per check; `kustomer_key_check` probes every role at once, for the person
+setting up a new key. Both use the probes of `kustomer_assets.kustomer.key_check`.
+"""
+
+import dagster as dg
+
+from kustomer_assets.entities import ENTITIES, EntitySpec
+from kustomer_assets.kustomer.errors import KustomerError
+from kustomer_assets.kustomer.key_check import (
+    ERROR,
+    PRESENT,
+    KeyReport,
+    RoleRow,
+    check_key,
+    check_role,
+    unlocks,
+)
+from kustomer_assets.kustomer.resource import KustomerResource
+
+ROLE_GRANTED = "role_granted"
+KEY_CHECK_JOB = "kustomer_key_check"
+
+
+def _description(spec: EntitySpec) -> str:
+    if spec.required:
+        effect = "required: without it every run that loads this table fails, naming the role"
+    else:
+        effect = (
+            "optional: without it this table is skipped with a warning and stays empty, while "
+            "the other tables still load"
+        )
+    return (
+        f"Whether the Kustomer API key may read {spec.name}: it needs `{spec.role}` ({effect}). "
+        "Roles cannot be edited on a key; a missing one means creating a new key in Kustomer "
+        "(Settings → Security → API Keys) and setting KUSTOMER_API_KEY. One small request."
+    )
+
+
+def _result(spec: EntitySpec, row: RoleRow, *, unusable: bool = False) -> dg.AssetCheckResult:
+    # An unusable key or setting stops every table, optional or not: always ERROR then.
+    error = spec.required or unusable
+    return dg.AssetCheckResult(
+        passed=row.status == PRESENT,
+        severity=dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN,
+        description=row.detail or f"{spec.role} is {row.status_text}.",
+        metadata={
+            "role": spec.role,
+            "required": spec.required,
+            "status": row.status_text,
+            "detail": row.detail,
+        },
+    )
+
+
+def role_check(spec: EntitySpec) -> dg.AssetChecksDefinition:
+    """`role_granted` on the spec's asset: probes only `spec.role`, never blocks the asset."""
+
+    @dg.asset_check(
+        asset=dg.AssetKey(spec.name),
+        name=ROLE_GRANTED,
+        description=_description(spec),
+        blocking=False,
+    )
+    def _role_granted(
+        context: dg.AssetCheckExecutionContext, kustomer: KustomerResource
+    ) -> dg.AssetCheckResult:
+        try:
+            with kustomer.client(logger=context.log) as client:
+                row = check_role(client, spec.role)
+        except KustomerError as exc:  # bad settings or key (messages are redacted)
+            row = RoleRow(spec.role, spec.required, ERROR, unlocks(spec.role), str(exc))
+            return _result(spec, row, unusable=True)
+        return _result(spec, row)
+
+    return _role_granted
+
+
+role_checks: list[dg.AssetChecksDefinition] = [role_check(spec) for spec in ENTITIES]
+
+
+def report_metadata(report: KeyReport) -> dict[str, object]:
+    """The report as run metadata: a markdown table for people, plain fields for queries."""
+    lines = ["| role | needed | status | unlocks | detail |", "|---|---|---|---|---|"]
+    for r in report.rows:
+        needed = "required" if r.required else "optional"
+        cells = [r.role, needed, r.status_text, ", ".join(r.unlocks), r.detail]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return {
+        "ok": report.ok,
+        "summary": report.summary(),
+        "requests": report.requests,
+        "roles": dg.MetadataValue.md("\n".join(lines)),
+        "missing_required": [r.role for r in report.missing_required],
+        "missing_optional": [r.role for r in report.missing_optional],
+        "report": dg.MetadataValue.json(report.as_dict()),
+    }
+
+
+@dg.op(
+    description="Probe every role the connector uses with the configured Kustomer API key.",
+    out=dg.Out(dg.Nothing),
+)
+def check_kustomer_key(context: dg.OpExecutionContext, kustomer: KustomerResource):
+    """Fails (naming what to fix) when a required role is missing or the key is unusable."""
+    try:
+        with kustomer.client(logger=context.log) as client:
+            report = check_key(client)
+    except KustomerError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    context.log.info("Kustomer API key check:\n%s", report.format_table())
+    metadata = report_metadata(report)
+    if not report.ok:
+        raise dg.Failure(description=report.summary(), metadata=metadata)
+    yield dg.Output(None, metadata=metadata)
+
+
+@dg.job(
+    name=KEY_CHECK_JOB,
+    description=(
+        "Check which Kustomer roles the API key carries (about a dozen one-record requests); "
+        "fails when a required role is missing. Run it after creating or rotating a key."
+    ),
+)
+def key_check_job() -> None:
+    check_kustomer_key()
+
+
+__all__ = [
+    "KEY_CHECK_JOB",
+    "ROLE_GRANTED",
+    "check_kustomer_key",
+    "key_check_job",
+    "report_metadata",
+    "role_check",
+    "role_checks",
+]
