@@ -26,7 +26,6 @@ dagster.yaml under `concurrency: pools: default_limit: 1`. Sensor runs for sever
 queue instead of racing each other into 429s.
 """
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -42,6 +41,7 @@ from kustomer_assets.entities import (
     ResponseByIdSource,
     SearchSource,
 )
+from kustomer_assets.environment import bool_env, positive_int_env
 from kustomer_assets.kustomer import KustomerClient, KustomerPermissionError
 from kustomer_assets.kustomer.errors import iso_ms
 from kustomer_assets.kustomer.resource import KustomerResource
@@ -97,21 +97,8 @@ SENSOR_CLIENT_LIMITS = {
 tick fast and let the next one retry, instead of waiting out a 429 storm like a run does."""
 
 
-def _positive_int_env(name: str, default: int) -> int:
-    raw = os.getenv(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}.") from None
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {raw!r}.")
-    return value
-
-
 def _running_by_default() -> bool:
-    return os.getenv(ENV_AUTOMATION_RUNNING, "").strip().lower() in {"1", "true", "yes", "on"}
+    return bool_env(ENV_AUTOMATION_RUNNING, False)
 
 
 def _utc_now() -> datetime:
@@ -264,11 +251,11 @@ def build_kustomer_changes_sensor(
 
     `clock` is the sensor's "now" (tests pass the emulator's clock).
     """
-    interval = minimum_interval_seconds or _positive_int_env(
+    interval = minimum_interval_seconds or positive_int_env(
         ENV_SENSOR_INTERVAL, DEFAULT_SENSOR_INTERVAL
     )
-    look_back = first_sync_days or _positive_int_env(ENV_FIRST_SYNC_DAYS, DEFAULT_FIRST_SYNC_DAYS)
-    day_runs = max_day_runs or _positive_int_env(ENV_MAX_DAY_RUNS, DEFAULT_MAX_DAY_RUNS)
+    look_back = first_sync_days or positive_int_env(ENV_FIRST_SYNC_DAYS, DEFAULT_FIRST_SYNC_DAYS)
+    day_runs = max_day_runs or positive_int_env(ENV_MAX_DAY_RUNS, DEFAULT_MAX_DAY_RUNS)
     status = default_status or (
         dg.DefaultSensorStatus.RUNNING if _running_by_default() else dg.DefaultSensorStatus.STOPPED
     )

@@ -10,32 +10,11 @@ import os
 
 import dagster as dg
 
+from kustomer_assets.environment import bool_env, positive_int_env
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.lake.resource import DeltaLakeResource
 
 DEFAULT_DELTA_ROOT = "data/delta"
-
-
-def _int_env(name: str, default: int) -> int:
-    raw = os.getenv(name)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}.") from None
-
-
-def _bool_env(name: str, default: bool) -> bool:
-    raw = os.getenv(name)
-    if raw is None or raw == "":
-        return default
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"{name} must be true or false, got {raw!r}.")
 
 
 def kustomer_from_env() -> KustomerResource:
@@ -43,10 +22,10 @@ def kustomer_from_env() -> KustomerResource:
         subdomain=os.getenv("KUSTOMER_SUBDOMAIN", ""),
         api_key=dg.EnvVar("KUSTOMER_API_KEY"),
         base_url=os.getenv("KUSTOMER_BASE_URL") or None,
-        org_requests_per_minute=_int_env("KUSTOMER_ORG_REQUESTS_PER_MINUTE", 500),
-        search_requests_per_minute=_int_env("KUSTOMER_SEARCH_REQUESTS_PER_MINUTE", 50),
-        ingest_messages=_bool_env("KUSTOMER_INGEST_MESSAGES", True),
-        fetch_csat_responses=_bool_env("KUSTOMER_FETCH_CSAT_RESPONSES", True),
+        org_requests_per_minute=positive_int_env("KUSTOMER_ORG_REQUESTS_PER_MINUTE", 500),
+        search_requests_per_minute=positive_int_env("KUSTOMER_SEARCH_REQUESTS_PER_MINUTE", 50),
+        ingest_messages=bool_env("KUSTOMER_INGEST_MESSAGES", True),
+        fetch_csat_responses=bool_env("KUSTOMER_FETCH_CSAT_RESPONSES", True),
     )
 
 

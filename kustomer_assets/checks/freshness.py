@@ -10,13 +10,14 @@ KUSTOMER_FRESHNESS_WARN_HOURS (default 26: a daily load plus two hours of slack)
 KUSTOMER_FRESHNESS_FAIL_HOURS (default 50: two missed daily loads).
 """
 
-import os
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+
+from kustomer_assets.environment import positive_float_env
 
 ENV_WARN_HOURS = "KUSTOMER_FRESHNESS_WARN_HOURS"
 ENV_FAIL_HOURS = "KUSTOMER_FRESHNESS_FAIL_HOURS"
@@ -37,23 +38,10 @@ class FreshnessWindows:
     fail: timedelta
 
 
-def _hours_env(name: str, default: float) -> float:
-    raw = os.getenv(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        hours = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of hours, got {raw!r}.") from None
-    if not hours > 0:
-        raise ValueError(f"{name} must be more than 0 hours, got {raw!r}.")
-    return hours
-
-
 def freshness_windows() -> FreshnessWindows:
     """Windows from KUSTOMER_FRESHNESS_WARN_HOURS / KUSTOMER_FRESHNESS_FAIL_HOURS."""
-    warn = _hours_env(ENV_WARN_HOURS, DEFAULT_WARN_HOURS)
-    fail = _hours_env(ENV_FAIL_HOURS, DEFAULT_FAIL_HOURS)
+    warn = positive_float_env(ENV_WARN_HOURS, DEFAULT_WARN_HOURS, "hours")
+    fail = positive_float_env(ENV_FAIL_HOURS, DEFAULT_FAIL_HOURS, "hours")
     if warn > fail:
         raise ValueError(
             f"{ENV_WARN_HOURS} ({warn:g}) must not exceed {ENV_FAIL_HOURS} ({fail:g}): a table "
