@@ -5,6 +5,7 @@ Policies that apply to every asset (freshness) are set here, in one place.
 
 import dagster as dg
 
+from kustomer_assets.assets.feedback import feedback
 from kustomer_assets.assets.raw import entity_assets
 from kustomer_assets.automation import schedules, sensors
 from kustomer_assets.checks import freshness_policy, key_check_job, quality_checks, role_checks
@@ -12,7 +13,7 @@ from kustomer_assets.resources import resources_from_env
 
 _freshness = freshness_policy()
 assets = dg.map_asset_specs(
-    lambda spec: spec.replace_attributes(freshness_policy=_freshness), [*entity_assets]
+    lambda spec: spec.replace_attributes(freshness_policy=_freshness), [*entity_assets, feedback]
 )
 
 defs = dg.Definitions(

@@ -281,6 +281,7 @@ MESSAGES = EntitySpec(
         attr("email_from", "meta.from", pl.Utf8, "Email sender address."),
         attr("email_to", "meta.to", TEXT_LIST, "Email recipients."),
         attr("attachments", "attachments", pl.Utf8, "Attachment descriptors as JSON."),
+        attr("deleted", "deleted", pl.Boolean, "Soft-deleted in Kustomer."),
         rel("created_by_user_id", "createdBy", "User (agent or bot) that created it."),
         rel("sent_by_user_id", "sentBy", "Agent who sent it; null for customer messages."),
     ),

@@ -228,18 +228,54 @@ def test_acceptance_command_line_with_faults(tmp_path: Path) -> None:
             assert_matches_truth(table, expected_table(server, spec, first, last))
 
 
-def test_definitions_load_with_every_entity_asset() -> None:
+def test_definitions_snapshot() -> None:
+    """The whole graph as the UI shows it: catches a renamed asset or a lost check."""
     from kustomer_assets.definitions import defs
 
     defs.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {spec.name for spec in ENTITIES}
+    assert keys == {spec.name for spec in ENTITIES} | {"feedback"}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.partitions_def is not None
-        assert node.backfill_policy == dg.BackfillPolicy.single_run()
-        assert node.description
+        assert node.description and node.owners and node.kinds, key
+        assert node.freshness_policy is not None, key
+        if key.to_user_string() == "feedback":
+            assert node.partitions_def is None and node.automation_condition is not None
+        else:
+            assert node.partitions_def is not None
+            assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    for spec in ENTITIES:
+        assert (spec.name, "unique_id_updated_at") in checks
+        assert (spec.name, "role_granted") in checks
+        assert (spec.name, "partition_fresh") in checks
+    assert ("conversations", "complete_vs_api") in checks
+    assert ("messages", "known_conversation") in checks
+    assert ("conversations", "known_customer") in checks
+    assert any(asset == "feedback" for asset, _ in checks)
+    assert {s.name for s in defs.sensors or []} >= {"kustomer_changes"}
+    assert {s.name for s in defs.schedules or []} == {"finalize_yesterday"}
+    assert "kustomer_key_check" in {job.name for job in defs.jobs or []}
+
+
+def test_dagster_definitions_validate_passes() -> None:
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KUSTOMER_API_KEY": "validate-only"},
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "All code locations passed validation" in done.stdout + done.stderr
 
 
 def test_customers_referenced_by_the_window_are_fetched_once(lake: Lake) -> None:

@@ -1,0 +1,68 @@
+"""The `feedback` asset: one analysis-ready row per live conversation, kept current by merge."""
+
+import time
+
+import dagster as dg
+
+from kustomer_assets.assets.raw import OWNERS
+from kustomer_assets.feedback.build import FEEDBACK, build_feedback, column_descriptions
+from kustomer_assets.feedback.incremental import INPUTS, find_changes, merge_changes, write_full
+from kustomer_assets.lake.resource import DeltaLakeResource
+
+
+class FeedbackConfig(dg.Config):
+    full_rebuild: bool = False
+    """Rebuild every conversation instead of only those whose inputs changed."""
+
+
+@dg.asset(
+    name=FEEDBACK,
+    group_name="kustomer_feedback",
+    kinds={"delta", "polars"},
+    owners=OWNERS,
+    deps=list(INPUTS),
+    automation_condition=dg.AutomationCondition.eager(),
+    description=(
+        "One row per live Kustomer conversation, everything an analyst needs in one place: "
+        "status and timings, the customer (name, email, locale ...), the assigned agent and "
+        "teams, brand and tag names, the ordered transcript, internal notes, CSAT score, "
+        "rating and comment, and every conversation and customer custom attribute as a typed "
+        "column. Soft-deleted conversations are excluded. Refreshed after each sync by "
+        "rebuilding only the conversations whose inputs changed."
+    ),
+    metadata={"dagster/column_schema": column_descriptions()},
+)
+def feedback(context: dg.AssetExecutionContext, config: FeedbackConfig, lake: DeltaLakeResource):
+    started = time.monotonic()
+    store = lake.store()
+    changes = find_changes(store, FEEDBACK)
+    full = config.full_rebuild or changes.full
+    if full:
+        reason = "requested" if config.full_rebuild else changes.reason
+        context.log.info("feedback: full rebuild (%s)", reason)
+        rows = build_feedback(store, None)
+        if not rows.is_empty():
+            write_full(store, FEEDBACK, rows, changes.input_versions)
+        rebuilt, removed = rows.height, 0
+    else:
+        ids = changes.conversation_ids
+        context.log.info("feedback: %d conversations changed since the last build", len(ids))
+        rows = build_feedback(store, ids) if ids else None
+        removed = merge_changes(store, FEEDBACK, rows, ids, changes.input_versions) if ids else 0
+        rebuilt = len(ids)
+    total = (
+        store.scan(FEEDBACK).select("conversation_id").collect().height
+        if store.exists(FEEDBACK)
+        else 0
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": total,
+            "mode": "full" if full else "incremental",
+            "conversations_rebuilt": rebuilt,
+            "rows_removed": removed,
+            "input_versions": dg.MetadataValue.json(changes.input_versions),
+            "seconds": round(time.monotonic() - started, 2),
+            "dagster/uri": store.uri(FEEDBACK),
+        }
+    )

@@ -1,0 +1,1 @@
+"""The analysis-ready feedback table: one row per live conversation, everything joined."""

@@ -1,0 +1,313 @@
+"""Raw tables' current state -> feedback rows, with lazy polars scans and no Dagster.
+
+Each raw table keeps every version of a record; the current state is the latest `updated_at`
+per id. Every read filters on the conversation ids being built first, so an incremental build
+of a few hundred conversations reads a few hundred conversations' rows, not years of history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import dagster as dg
+import polars as pl
+
+from kustomer_assets.lake import DeltaStore
+
+FEEDBACK = "feedback"
+
+CONVERSATION_COLUMNS = {
+    "id": "conversation_id",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "first_response_at": "first_response_at",
+    "first_done_at": "first_done_at",
+    "last_done_at": "last_done_at",
+    "status": "status",
+    "channels": "channels",
+    "direction": "direction",
+    "priority": "priority",
+    "name": "subject",
+    "customer_id": "customer_id",
+}
+
+CUSTOMER_COLUMNS = {
+    "name": "customer_name",
+    "email": "customer_email",
+    "locale": "customer_locale",
+    "external_id": "customer_external_id",
+    "verified": "customer_verified",
+    "time_zone": "customer_time_zone",
+}
+
+TRANSCRIPT_ENTRY = pl.Struct(
+    {"sent_at": pl.Datetime("us", "UTC"), "direction": pl.Utf8, "speaker": pl.Utf8, "text": pl.Utf8}
+)
+
+
+DESCRIPTIONS = {
+    "conversation_id": "Kustomer conversation id; one row each.",
+    "created_at": "When the conversation started (UTC).",
+    "updated_at": "Last change to the conversation in Kustomer (UTC).",
+    "first_response_at": "First agent reply (UTC).",
+    "first_done_at": "When first marked done (UTC).",
+    "last_done_at": "When last marked done (UTC).",
+    "status": "open, snoozed or done.",
+    "channels": "Channels used (email, chat, sms ...).",
+    "direction": "in: started by the customer; out: by an agent.",
+    "priority": "Priority 1 (lowest) to 5 (urgent).",
+    "subject": "Conversation name / subject line.",
+    "customer_id": "Kustomer customer id.",
+    "customer_name": "Customer's full name.",
+    "customer_email": "Customer's first email address.",
+    "customer_locale": "Customer's locale.",
+    "customer_external_id": "Customer id in the company's own systems.",
+    "customer_verified": "Customer identity verified.",
+    "customer_time_zone": "Customer's time zone.",
+    "brand_name": "Brand the conversation belongs to.",
+    "tag_names": "Tag names, in the conversation's order.",
+    "assigned_team_names": "Teams assigned.",
+    "assigned_agent_name": "First assigned agent's name.",
+    "assigned_agent_email": "First assigned agent's email.",
+    "message_count_in": "Messages from the customer.",
+    "message_count_out": "Messages from agents.",
+    "first_inbound_message_text": "Text of the customer's first message (Kustomer preview).",
+    "transcript": "Messages in order: sent_at, direction, speaker (customer or agent name), text.",
+    "transcript_text": "The transcript as 'speaker: text' lines, for full-text search.",
+    "internal_notes_text": "Internal notes (not seen by the customer), oldest first.",
+    "csat_score": "CSAT score Kustomer keeps on the conversation (0 when unrated).",
+    "csat_rating": "CSAT rating the customer gave.",
+    "csat_comment": "CSAT free-text comment.",
+}
+
+
+def column_descriptions() -> dg.TableSchema:
+    """The documented columns, for the Dagster UI; custom attributes follow them."""
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, description=text) for name, text in DESCRIPTIONS.items()]
+        + [
+            dg.TableColumn(
+                "conversation_custom_* / customer_custom_*",
+                description="Every custom attribute, typed by its Kustomer suffix.",
+            )
+        ]
+    )
+
+
+def current(store: DeltaStore, table: str, ids: Collection[str] | None = None, on: str = "id"):
+    """Latest version per id of `table`, limited to rows whose `on` column is in `ids`."""
+    if not store.exists(table):
+        return None
+    frame = store.scan(table)
+    if ids is not None:
+        frame = frame.filter(pl.col(on).is_in(list(ids)))
+    return frame.sort("updated_at", "id").group_by("id", maintain_order=True).last()
+
+
+def _live(frame: pl.LazyFrame) -> pl.LazyFrame:
+    columns = frame.collect_schema().names()
+    if "deleted" in columns:
+        frame = frame.filter(~pl.col("deleted").fill_null(False))
+    return frame
+
+
+def _renamed_custom(frame: pl.LazyFrame, prefix: str) -> list[pl.Expr]:
+    return [
+        pl.col(name).alias(f"{prefix}_{name}")
+        for name in frame.collect_schema().names()
+        if name.startswith("custom_")
+    ]
+
+
+def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) -> pl.DataFrame:
+    """Feedback rows for `conversation_ids` (None: every conversation), live ones only."""
+    conversations = current(store, "conversations", conversation_ids)
+    if conversations is None:
+        return pl.DataFrame()
+    conversations = _live(conversations)
+    base = conversations.select(
+        *[pl.col(src).alias(dst) for src, dst in CONVERSATION_COLUMNS.items()],
+        pl.col("tag_ids"),
+        pl.col("assigned_user_ids"),
+        pl.col("assigned_team_ids"),
+        pl.col("brand_id"),
+        pl.col("satisfaction_score").alias("csat_score"),
+        pl.col("satisfaction_rating").alias("conversation_satisfaction_rating"),
+        *_renamed_custom(conversations, "conversation"),
+    ).collect()
+    ids = base["conversation_id"].to_list()
+    frame = base.lazy()
+    frame = _join_customers(store, frame, base["customer_id"].drop_nulls().unique().to_list())
+    frame = _join_names(store, frame)
+    frame = _join_messages(store, frame, ids)
+    frame = _join_notes(store, frame, ids)
+    frame = _join_csat(store, frame, ids)
+    return (
+        frame.drop("tag_ids", "assigned_user_ids", "assigned_team_ids", "brand_id")
+        .sort("conversation_id")
+        .collect()
+    )
+
+
+def _join_customers(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.LazyFrame:
+    customers = current(store, "customers", ids)
+    if customers is None:
+        return frame.with_columns(pl.lit(None, pl.Utf8).alias(c) for c in CUSTOMER_COLUMNS.values())
+    customers = customers.select(
+        pl.col("id").alias("customer_id"),
+        pl.col("name").alias("customer_name"),
+        pl.col("emails").list.first().alias("customer_email"),
+        pl.col("locale").alias("customer_locale"),
+        pl.col("external_id").alias("customer_external_id"),
+        pl.col("verified").alias("customer_verified"),
+        pl.col("time_zone").alias("customer_time_zone"),
+        *_renamed_custom(customers, "customer"),
+    )
+    return frame.join(customers, on="customer_id", how="left")
+
+
+def _names(store: DeltaStore, table: str) -> pl.LazyFrame | None:
+    frame = current(store, table)
+    return None if frame is None else frame
+
+
+def _join_names(store: DeltaStore, frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Brand name, tag names (in the conversation's tag order), first agent, team names."""
+    brands, tags, users, teams = (_names(store, t) for t in ("brands", "tags", "users", "teams"))
+    if brands is not None:
+        frame = frame.join(
+            brands.select(pl.col("id").alias("brand_id"), pl.col("name").alias("brand_name")),
+            on="brand_id",
+            how="left",
+        )
+    else:
+        frame = frame.with_columns(pl.lit(None, pl.Utf8).alias("brand_name"))
+    frame = frame.with_columns(
+        _names_of(frame, tags, "tag_ids", "name", "tag_names"),
+        _names_of(frame, teams, "assigned_team_ids", "name", "assigned_team_names"),
+    ).pipe(lambda f: _agent(f, users))
+    return frame
+
+
+def _names_of(
+    frame: pl.LazyFrame, lookup: pl.LazyFrame | None, ids: str, field: str, alias: str
+) -> pl.Expr:
+    if lookup is None:
+        return pl.lit(None, pl.List(pl.Utf8)).alias(alias)
+    mapping = lookup.select("id", field).collect()
+    return (
+        pl.col(ids)
+        .list.eval(pl.element().replace_strict(mapping["id"], mapping[field], default=None))
+        .alias(alias)
+    )
+
+
+def _agent(frame: pl.LazyFrame, users: pl.LazyFrame | None) -> pl.LazyFrame:
+    frame = frame.with_columns(pl.col("assigned_user_ids").list.first().alias("_agent_id"))
+    if users is None:
+        return frame.with_columns(
+            pl.lit(None, pl.Utf8).alias("assigned_agent_name"),
+            pl.lit(None, pl.Utf8).alias("assigned_agent_email"),
+        ).drop("_agent_id")
+    agents = users.select(
+        pl.col("id").alias("_agent_id"),
+        pl.col("name").alias("assigned_agent_name"),
+        pl.col("email").alias("assigned_agent_email"),
+    )
+    return frame.join(agents, on="_agent_id", how="left").drop("_agent_id")
+
+
+def _join_messages(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.LazyFrame:
+    """Counts, first inbound text and the ordered transcript; speaker is the agent's name."""
+    messages = current(store, "messages", ids, on="conversation_id")
+    empty = [
+        pl.lit(0, pl.UInt32).alias("message_count_in"),
+        pl.lit(0, pl.UInt32).alias("message_count_out"),
+        pl.lit(None, pl.Utf8).alias("first_inbound_message_text"),
+        pl.lit(None, pl.List(TRANSCRIPT_ENTRY)).alias("transcript"),
+        pl.lit(None, pl.Utf8).alias("transcript_text"),
+    ]
+    if messages is None:
+        return frame.with_columns(empty)
+    users = current(store, "users")
+    messages = _live(messages)
+    if users is not None:
+        messages = messages.join(
+            users.select(pl.col("id").alias("sent_by_user_id"), pl.col("name").alias("_agent")),
+            on="sent_by_user_id",
+            how="left",
+        )
+    else:
+        messages = messages.with_columns(pl.lit(None, pl.Utf8).alias("_agent"))
+    speaker = (
+        pl.when(pl.col("direction") == "in")
+        .then(pl.lit("customer"))
+        .otherwise(pl.coalesce("_agent", pl.lit("agent")))
+    )
+    per_conversation = (
+        messages.with_columns(
+            pl.coalesce("sent_at", "created_at").alias("_at"), speaker.alias("_speaker")
+        )
+        .sort("conversation_id", "_at", "id")
+        .group_by("conversation_id", maintain_order=True)
+        .agg(
+            (pl.col("direction") == "in").sum().alias("message_count_in"),
+            (pl.col("direction") == "out").sum().alias("message_count_out"),
+            pl.col("preview_text")
+            .filter(pl.col("direction") == "in")
+            .first()
+            .alias("first_inbound_message_text"),
+            pl.struct(
+                pl.col("_at").alias("sent_at"),
+                "direction",
+                pl.col("_speaker").alias("speaker"),
+                pl.col("preview_text").alias("text"),
+            ).alias("transcript"),
+            (pl.col("_speaker") + pl.lit(": ") + pl.col("preview_text").fill_null(""))
+            .str.join("\n")
+            .alias("transcript_text"),
+        )
+    )
+    return frame.join(per_conversation, on="conversation_id", how="left").with_columns(
+        pl.col("message_count_in").fill_null(0),
+        pl.col("message_count_out").fill_null(0),
+    )
+
+
+def _join_notes(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.LazyFrame:
+    notes = current(store, "notes", ids, on="conversation_id")
+    if notes is None:
+        return frame.with_columns(pl.lit(None, pl.Utf8).alias("internal_notes_text"))
+    per_conversation = (
+        _live(notes)
+        .sort("conversation_id", "created_at", "id")
+        .group_by("conversation_id", maintain_order=True)
+        .agg(pl.col("body").drop_nulls().str.join("\n\n").alias("internal_notes_text"))
+    )
+    return frame.join(per_conversation, on="conversation_id", how="left")
+
+
+def _join_csat(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.LazyFrame:
+    """CSAT score as Kustomer keeps it on the conversation; rating and comment from the
+    response when it was fetched, the rating from the conversation otherwise."""
+    responses = current(store, "satisfaction", ids, on="conversation_id")
+    if responses is not None:
+        latest = (
+            responses.sort("conversation_id", "updated_at", "id")
+            .group_by("conversation_id", maintain_order=True)
+            .last()
+            .select(
+                "conversation_id",
+                pl.col("rating").alias("_rating"),
+                pl.col("comment").alias("csat_comment"),
+            )
+        )
+        frame = frame.join(latest, on="conversation_id", how="left")
+    else:
+        frame = frame.with_columns(
+            pl.lit(None, pl.Float64).alias("_rating"),
+            pl.lit(None, pl.Utf8).alias("csat_comment"),
+        )
+    return frame.with_columns(
+        pl.coalesce("_rating", "conversation_satisfaction_rating").alias("csat_rating"),
+    ).drop("_rating", "conversation_satisfaction_rating")
