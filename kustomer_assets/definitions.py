@@ -18,6 +18,10 @@ assets = dg.map_asset_specs(
 
 defs = dg.Definitions(
     assets=assets,
+    # Every asset waits on the same Kustomer budget (and the `kustomer_api` pool), so a
+    # subprocess per step (about 1.5 s each on a 2-core machine, for ~70 assets and checks)
+    # buys no parallelism; one process per run is faster end to end.
+    executor=dg.in_process_executor,
     asset_checks=[*quality_checks(assets), *role_checks],
     jobs=[key_check_job],
     schedules=schedules,

@@ -206,7 +206,12 @@ def test_incomplete_closed_day_is_an_error(loaded, tmp_path: Path) -> None:
             resources=resources(server.base_url, lake),
             instance=instance,
         )
-        victim = lake.table("conversations")["id"][0]
+        stored = lake.table("conversations")
+        served = [
+            c for c in server.truth("conversation") if c["attributes"]["updatedAt"][:10] == day
+        ]
+        assert stored.height == len(served) > 0, (day, stored.height, len(served))
+        victim = stored["id"][0]
         DeltaTable(str(lake.root / "conversations")).delete(f"id = '{victim}'")
         results = run_checks(
             instance, lake.root, [complete], {"dagster/partition": day}, assets=conversations
