@@ -68,7 +68,8 @@ def dagster_executable() -> str:
     return str(candidate) if candidate.exists() else "dagster"
 
 
-def run_backfill(env: dict[str, str], assets: list[str], first: str, last: str) -> None:
+def materialize(env: dict[str, str], assets: list[str], days: tuple[str, str] | None) -> None:
+    """`dagster asset materialize`, as a user would type it; `days` makes it a range run."""
     command = [
         dagster_executable(),
         "asset",
@@ -77,24 +78,9 @@ def run_backfill(env: dict[str, str], assets: list[str], first: str, last: str) 
         "kustomer_assets.definitions",
         "--select",
         ",".join(assets),
-        "--partition-range",
-        f"{first}...{last}",
     ]
-    print(f"$ {' '.join(command[:1] + command[1:])}", flush=True)
-    subprocess.run(command, env=env, check=True)
-
-
-def run_feedback(env: dict[str, str]) -> None:
-    """The feedback table is unpartitioned: a plain materialization after the backfill."""
-    command = [
-        dagster_executable(),
-        "asset",
-        "materialize",
-        "-m",
-        "kustomer_assets.definitions",
-        "--select",
-        FEEDBACK,
-    ]
+    if days:
+        command += ["--partition-range", f"{days[0]}...{days[1]}"]
     print(f"$ {' '.join(command)}", flush=True)
     subprocess.run(command, env=env, check=True)
 
@@ -133,8 +119,9 @@ def run_demo(days: int = 30, root: str = ".demo", seed: int = 7) -> None:
         print(f"Kustomer emulator on {emulator.base_url} (seed {seed}, {days} days of history)")
         first, last = partition_range(days)
         env = demo_environment(emulator.base_url, paths)
-        run_backfill(env, [spec.name for spec in ENTITIES], first, last)
-        run_feedback(env)
+        materialize(env, [spec.name for spec in ENTITIES], (first, last))
+        # feedback is unpartitioned: a plain materialization once the raw tables are in.
+        materialize(env, [FEEDBACK], None)
         requests = dict(emulator.stats)
     elapsed = time.monotonic() - started
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_rows=-1):
