@@ -19,6 +19,8 @@ from kustomer_assets_tests.conftest import Lake, day_range, emulator_config, mat
 from kustomer_assets_tests.conftest import resources as raw_resources
 
 DAYS = 10
+BACKFILL_DAYS = 30
+"""The issue's acceptance: a 30-day backfill, every joined value equal to the truth."""
 
 
 def build(lake: Lake, full: bool = False) -> dict:
@@ -38,8 +40,10 @@ def by_id(records: list[dict]) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory):
     lake = Lake(tmp_path_factory.mktemp("feedback") / "delta")
-    with Emulator(emulator_config(days=DAYS)) as server:
-        first, last = day_range(DAYS + 1)  # history spans DAYS back from now: DAYS + 1 dates
+    limits = {"org_rate_limit": 20_000, "search_rate_limit": 2_000}  # first-load GETs
+    with Emulator(emulator_config(days=BACKFILL_DAYS, **limits)) as server:
+        # History spans BACKFILL_DAYS back from now, which touches BACKFILL_DAYS + 1 dates.
+        first, last = day_range(BACKFILL_DAYS + 1)
         materialize_range(entity_assets, first, last, raw_resources(server.base_url, lake))
         metadata = build(lake)
         yield server, lake, metadata
