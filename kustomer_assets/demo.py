@@ -23,6 +23,14 @@ from kustomer_assets.feedback.build import FEEDBACK
 DEMO_API_KEY = "emulator-demo-key"
 """The emulator's own key: not a secret, and still never printed."""
 
+INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
 DEMO_LIMITS = {"org_rate_limit": 6000, "search_rate_limit": 600}
 
 
@@ -103,11 +111,12 @@ def table_summary(delta_root: Path) -> pl.DataFrame:
 
 
 def prepare_home(paths: DemoPaths) -> None:
-    """A Dagster instance folder for the demo; telemetry off (the machine may be offline)."""
+    """A Dagster instance folder for the demo: telemetry off (the machine may be offline), and
+    one slot per pool, so runs calling Kustomer (pool `kustomer_api`) queue, not race."""
     paths.dagster_home.mkdir(parents=True, exist_ok=True)
     config = paths.dagster_home / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        config.write_text(INSTANCE_YAML)
 
 
 def run_demo(days: int = 30, root: str = ".demo", seed: int = 7) -> None:
