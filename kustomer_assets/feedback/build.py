@@ -138,8 +138,9 @@ def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) 
     ids = base["conversation_id"].to_list()
     frame = base.lazy()
     frame = _join_customers(store, frame, base["customer_id"].drop_nulls().unique().to_list())
-    frame = _join_names(store, frame)
-    frame = _join_messages(store, frame, ids)
+    users = current(store, "users")  # agents: the assignee and the transcript's speakers
+    frame = _join_names(store, frame, users)
+    frame = _join_messages(store, frame, ids, users)
     frame = _join_notes(store, frame, ids)
     frame = _join_csat(store, frame, ids)
     return (
@@ -166,14 +167,9 @@ def _join_customers(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> p
     return frame.join(customers, on="customer_id", how="left")
 
 
-def _names(store: DeltaStore, table: str) -> pl.LazyFrame | None:
-    frame = current(store, table)
-    return None if frame is None else frame
-
-
-def _join_names(store: DeltaStore, frame: pl.LazyFrame) -> pl.LazyFrame:
+def _join_names(store: DeltaStore, frame: pl.LazyFrame, users: pl.LazyFrame | None) -> pl.LazyFrame:
     """Brand name, tag names (in the conversation's tag order), first agent, team names."""
-    brands, tags, users, teams = (_names(store, t) for t in ("brands", "tags", "users", "teams"))
+    brands, tags, teams = (current(store, t) for t in ("brands", "tags", "teams"))
     if brands is not None:
         frame = frame.join(
             brands.select(pl.col("id").alias("brand_id"), pl.col("name").alias("brand_name")),
@@ -217,7 +213,9 @@ def _agent(frame: pl.LazyFrame, users: pl.LazyFrame | None) -> pl.LazyFrame:
     return frame.join(agents, on="_agent_id", how="left").drop("_agent_id")
 
 
-def _join_messages(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.LazyFrame:
+def _join_messages(
+    store: DeltaStore, frame: pl.LazyFrame, ids: list[str], users: pl.LazyFrame | None
+) -> pl.LazyFrame:
     """Counts, first inbound text and the ordered transcript; speaker is the agent's name."""
     messages = current(store, "messages", ids, on="conversation_id")
     empty = [
@@ -229,7 +227,6 @@ def _join_messages(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl
     ]
     if messages is None:
         return frame.with_columns(empty)
-    users = current(store, "users")
     messages = _live(messages)
     if users is not None:
         messages = messages.join(
