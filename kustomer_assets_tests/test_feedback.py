@@ -199,3 +199,37 @@ def test_sensor_runs_then_feedback_equals_a_full_rebuild(tmp_path) -> None:
                 assert (
                     stored[conversation_id].isoformat(timespec="milliseconds")[:23] == expected[:23]
                 )
+
+
+def test_feedback_is_requested_after_its_inputs_change_with_partial_history() -> None:
+    """Plain eager() waits for every daily partition since the start date, which a partial
+    backfill never has; ours fires once conversations exist and again after inputs change."""
+    from kustomer_assets.definitions import defs
+
+    selection = dg.AssetSelection.assets("feedback")
+    today = datetime.now(UTC).date()
+
+    def load(name: str, days: int = 3) -> None:
+        for back in range(days):
+            day = (today - timedelta(days=back)).isoformat()
+            instance.report_runless_asset_event(dg.AssetMaterialization(name, partition=day))
+
+    def requested(cursor=None):
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=cursor
+        )
+        return result.total_requested, result.cursor
+
+    with dg.instance_for_test() as instance:
+        load("notes")
+        count, cursor = requested()
+        assert count == 0, "nothing to build without conversations"
+        load("conversations")
+        count, cursor = requested(cursor)
+        assert count == 1
+        instance.report_runless_asset_event(dg.AssetMaterialization("feedback"))
+        count, cursor = requested(cursor)
+        assert count == 0, "its own build is not a change"
+        load("messages", days=1)
+        count, _ = requested(cursor)
+        assert count == 1

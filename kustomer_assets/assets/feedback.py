@@ -5,9 +5,20 @@ import time
 import dagster as dg
 
 from kustomer_assets.assets.raw import OWNERS
+from kustomer_assets.entities import CONVERSATIONS
 from kustomer_assets.feedback.build import FEEDBACK, build_feedback, column_descriptions
 from kustomer_assets.feedback.incremental import INPUTS, find_changes, merge_changes, write_full
 from kustomer_assets.lake.resource import DeltaLakeResource
+
+_when = dg.AutomationCondition
+FEEDBACK_AUTOMATION = (
+    _when.eager().without(~_when.any_deps_missing())
+    & _when.any_deps_match(~_when.missing()).allow(dg.AssetSelection.assets(CONVERSATIONS.name))
+).with_label("eager (after any input changes, once conversations exist)")
+"""`eager()` without its `~any_deps_missing()`: for an unpartitioned asset over daily inputs
+that term means *every* day since the partitions' start date is loaded, which a connector that
+backfilled some months never satisfies, so plain `eager()` never fires. Feedback waits only for
+`conversations` to hold something; missing optional inputs give null columns."""
 
 
 class FeedbackConfig(dg.Config):
@@ -21,7 +32,7 @@ class FeedbackConfig(dg.Config):
     kinds={"delta", "polars"},
     owners=OWNERS,
     deps=list(INPUTS),
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=FEEDBACK_AUTOMATION,
     description=(
         "One row per live Kustomer conversation, everything an analyst needs in one place: "
         "status and timings, the customer (name, email, locale ...), the assigned agent and "
