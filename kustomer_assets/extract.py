@@ -8,7 +8,7 @@ have no list endpoint: they are fetched one by one for the ids the caller found.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,7 +46,6 @@ class WindowFetch:
     reported_total: int | None = None
     records: int = 0
     not_found: int = 0
-    _pages: int = field(default=0, repr=False)
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         for page in self._source_pages():
@@ -71,12 +70,9 @@ class WindowFetch:
                 resource = self.client.get_resource(f"/v1/metadata/{obj}", role=role)
                 yield list(custom_attribute_records(obj, resource))
         elif isinstance(source, ResponseByIdSource):
-            yield from self._by_id(source)
+            yield from self.by_ids(source.path_template, self.ids)
         else:  # pragma: no cover - the Source union is closed
             raise TypeError(f"unknown source {source!r}")
-
-    def _by_id(self, source: ResponseByIdSource) -> Iterator[list[dict[str, Any]]]:
-        yield from self.by_ids(source.path_template, self.ids)
 
     def by_ids(self, path_template: str, ids: Iterable[str]) -> Iterator[list[dict[str, Any]]]:
         """Fetch records one by one (no list endpoint, or referenced records), in pages.

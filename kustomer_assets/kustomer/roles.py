@@ -49,49 +49,13 @@ OPTIONAL_ROLES: frozenset[str] = frozenset(
 )
 
 ALL_ROLES: tuple[str, ...] = (
-    CONVERSATION_READ,
-    MESSAGE_READ,
-    TAG_READ,
-    METADATA_READ,
-    KLASS_READ,
+    *sorted(REQUIRED_ROLES - {SEARCH_CREATE}),
     *SEARCH_ROLES,
-    CUSTOMER_READ,
-    TEAM_READ,
-    USER_READ,
-    NOTE_READ,
-    SATISFACTION_READ,
-    BRAND_READ,
+    *sorted(OPTIONAL_ROLES),
 )
-
-# Entity type (as the dataset/JSON:API names it) -> the read role it needs.
-ENTITY_ROLES: dict[str, str] = {
-    "conversation": CONVERSATION_READ,
-    "message": MESSAGE_READ,
-    "tag": TAG_READ,
-    "metadata": METADATA_READ,
-    "klass": KLASS_READ,
-    "kobject": KLASS_READ,
-    "customer": CUSTOMER_READ,
-    "company": CUSTOMER_READ,
-    "team": TEAM_READ,
-    "user": USER_READ,
-    "note": NOTE_READ,
-    "satisfaction": SATISFACTION_READ,
-    "satisfaction_response": SATISFACTION_READ,
-    "brand": BRAND_READ,
-}
-
-# Entities read through POST /v1/customers/search also need one of SEARCH_ROLES.
-SEARCHED_ENTITIES: frozenset[str] = frozenset(
-    {"conversation", "message", "note", "customer", "company", "kobject"}
-)
+"""Every role the connector may use; which entity needs which lives in the spec table."""
 
 
 def is_required(role: str) -> bool:
     """True when a missing `role` must fail the run (any search role counts as the search one)."""
     return role in REQUIRED_ROLES or role in SEARCH_ROLES
-
-
-def role_for(entity: str) -> str | None:
-    """The read role for an entity type, or None for an unknown entity."""
-    return ENTITY_ROLES.get(entity)

@@ -159,7 +159,6 @@ def test_roles_tables() -> None:
     assert not roles.is_required(roles.NOTE_READ)
     assert set(roles.ALL_ROLES) >= roles.REQUIRED_ROLES | roles.OPTIONAL_ROLES
     assert len(roles.ALL_ROLES) == 15
-    assert roles.role_for("kobject") == roles.KLASS_READ
 
 
 def test_errors_pickle_round_trip() -> None:
