@@ -2,7 +2,8 @@
 
 from . import roles
 from .budget import RateBudget
-from .client import ClientStats, KustomerClient, SearchWindow
+from .client import ClientStats, KustomerClient
+from .search import SearchWindow
 from .errors import (
     KustomerAuthError,
     KustomerConfigError,

@@ -1,25 +1,19 @@
-"""KustomerClient: one pooled HTTP connection with retries, rate limiting, paging and search
-windows that narrow themselves around Kustomer's deep-paging limit.
-
-The search algorithm exists because Kustomer stops paging a search somewhere around page 100 and
-hundreds of records can share one updatedAt: a window is paged until the server refuses, then
-restarted from the last updatedAt (inclusive, de-duplicated), bisected when the server does not
-sort, and a tie too large to page is split by createdAt. Every query is checked against the
-server's own meta.total, so a silent gap becomes a KustomerIncompleteError instead of lost rows.
+"""KustomerClient: one pooled HTTP connection with retries, rate limiting, auth errors and list
+paging. Search windows (cursor paging and the id check) live in `search`, on top of
+`search_page`; this module only sends requests politely and turns answers into errors that say
+what to do.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import logging
-import math
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,31 +23,26 @@ from . import budget as budget_mod
 from .budget import RateBudget, retry_after_delay
 from .errors import (
     KustomerAuthError,
-    KustomerIncompleteError,
     KustomerNotFoundError,
     KustomerPermissionError,
     KustomerRateLimitError,
     KustomerResponseError,
     KustomerServerError,
     describe,
-    iso_ms,
     parse_error_body,
     pod_from_message,
     pod_url,
     redact,
     register_secret,
 )
+from .parse import int_or_none
+from .search import SearchWindow
 from .settings import ENV_API_KEY, ENV_BASE_URL, KustomerSettings
 
 _LOG = logging.getLogger(__name__)
 
 SEARCH_PATH = "/v1/customers/search"
 CURRENT_USER_PATH = "/v1/users/current"
-_ONE_MS = timedelta(milliseconds=1)
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-# createdAt bounds for splitting a tie: imported records may carry createdAt after updatedAt.
-_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-_MAX_PAGES_PER_QUERY = 10_000
 _MAX_LIST_PAGES = 100_000
 _MAX_429_ATTEMPTS = 1_000
 
@@ -96,58 +85,6 @@ class _Malformed(Exception):
     """A 2xx body that is not the JSON object we need; retried like a 5xx."""
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def _floor_ms(value: datetime) -> datetime:
-    return value.replace(microsecond=(value.microsecond // 1000) * 1000)
-
-
-def _attr(record: dict[str, Any], name: str) -> Any:
-    attributes = record.get("attributes")
-    if isinstance(attributes, dict) and name in attributes:
-        return attributes.get(name)
-    return record.get(name)
-
-
-def _record_key(record: dict[str, Any]) -> tuple[str, str]:
-    rid = record.get("id")
-    if rid is None:
-        rid = json.dumps(record, sort_keys=True, default=str)
-    updated = _attr(record, "updatedAt")
-    return (str(rid), "" if updated is None else str(updated))
-
-
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
 def _meta(body: dict[str, Any]) -> dict[str, Any]:
     meta = body.get("meta")
     return meta if isinstance(meta, dict) else {}
@@ -160,309 +97,6 @@ def _next_link(body: dict[str, Any]) -> str | None:
     nxt = links.get("next")
     return nxt if isinstance(nxt, str) and nxt.strip() else None
 
-
-class SearchWindow:
-    """Iterable of pages (lists of unique resources) for records updated in [start, end).
-
-    `reported_total` and `records` are filled in while iterating; each iteration re-runs the
-    search from scratch."""
-
-    def __init__(
-        self,
-        client: KustomerClient,
-        query_context: str,
-        start: datetime,
-        end: datetime,
-        *,
-        role: str | None,
-        include_deleted: bool,
-    ) -> None:
-        self.query_context = query_context
-        self.start = _as_utc(start)
-        self.end = _as_utc(end)
-        self.role = role
-        self.include_deleted = include_deleted
-        self.reported_total: int | None = None
-        self.records = 0
-        self.queries = 0
-        self._client = client
-
-    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
-        self.reported_total = None
-        self.records = 0
-        self.queries = 0
-        return _WindowRun(self._client, self).pages()
-
-    def __repr__(self) -> str:
-        return (
-            f"SearchWindow({self.query_context!r}, {iso_ms(self.start)}, {iso_ms(self.end)}, "
-            f"reported_total={self.reported_total}, records={self.records})"
-        )
-
-
-@dataclass
-class _Segment:
-    """One query: `field` in [lo, hi) plus fixed criteria (the updatedAt ms of a tie split)."""
-
-    field: str  # "updated" or "created"
-    lo: datetime
-    hi: datetime
-    fixed: list[dict[str, Any]]
-
-
-@dataclass
-class _QueryResult:
-    complete: bool = True
-    sorted_ok: bool = True
-    last_value: datetime | None = None
-    unique_in_query: int = 0
-    total: int | None = None
-    reason: str = ""
-
-
-class _WindowRun:
-    """State of one iteration over a SearchWindow (seen-set, query budget, segment stack)."""
-
-    def __init__(self, client: KustomerClient, window: SearchWindow) -> None:
-        self.client = client
-        self.window = window
-        self.ctx = window.query_context
-        self.seen: set[tuple[str, str]] = set()
-        self.max_queries = 300
-        self.log = client.log
-
-    def _criteria_field(self, which: str) -> str:
-        return f"{self.ctx}_{'updated_at' if which == 'updated' else 'created_at'}"
-
-    def _attr_name(self, which: str) -> str:
-        return "updatedAt" if which == "updated" else "createdAt"
-
-    def _body(self, seg: _Segment) -> dict[str, Any]:
-        name = self._criteria_field(seg.field)
-        return {
-            "queryContext": self.ctx,
-            "and": [
-                *seg.fixed,
-                {name: {"gte": iso_ms(seg.lo)}},
-                {name: {"lt": iso_ms(seg.hi)}},
-            ],
-            "sort": [{name: "asc"}],
-            "includeDeleted": self.window.include_deleted,
-        }
-
-    def _incomplete(self, reason: str) -> KustomerIncompleteError:
-        return KustomerIncompleteError(
-            self.ctx,
-            self.window.start,
-            self.window.end,
-            reported_total=self.window.reported_total,
-            received=self.window.records,
-            reason=reason,
-        )
-
-    def pages(self) -> Iterator[list[dict[str, Any]]]:
-        w = self.window
-        if w.end <= w.start:
-            w.reported_total = 0
-            return
-        stack: list[_Segment] = [_Segment("updated", w.start, w.end, [])]
-        first = True
-        while stack:
-            seg = stack.pop()
-            per_page = max(1, self.client._search_page_hint())
-            known = max(w.reported_total or 0, w.records)
-            if w.queries >= self.max_queries + 4 * math.ceil(known / per_page):
-                raise self._incomplete(f"gave up after {w.queries} narrowing queries")
-            w.queries += 1
-            result = _QueryResult()
-            yield from self._run_query(seg, result, first)
-            first = False
-            if result.complete:
-                continue
-            self.client.stats.add(window_narrowings=1)
-            stack.extend(reversed(self._narrow(seg, result)))
-        self._final_check()
-
-    def _narrow(self, seg: _Segment, result: _QueryResult) -> list[_Segment]:
-        """Segments (in processing order) that replace a refused query."""
-        span = seg.hi - seg.lo
-        label = f"{self._criteria_field(seg.field)} in [{iso_ms(seg.lo)}, {iso_ms(seg.hi)})"
-        if result.sorted_ok and result.last_value is not None:
-            t_last = _floor_ms(result.last_value)
-            if seg.lo < t_last < seg.hi:
-                self.log.info(
-                    "Kustomer search %s refused deep paging (%s); restarting from %s",
-                    label,
-                    result.reason,
-                    iso_ms(t_last),
-                )
-                return [_Segment(seg.field, t_last, seg.hi, seg.fixed)]
-            if t_last <= seg.lo and seg.field == "created":
-                raise self._incomplete(
-                    f"more records share updatedAt and createdAt {iso_ms(seg.lo)} than Kustomer "
-                    f"pages through ({result.reason})"
-                )
-            if t_last <= seg.lo and seg.field == "updated":
-                # More records share updatedAt == lo than the server pages through.
-                tie_hi = min(seg.lo + _ONE_MS, seg.hi)
-                self.log.info(
-                    "Kustomer search %s: too many records share %s; splitting them by createdAt",
-                    label,
-                    iso_ms(seg.lo),
-                )
-                name = self._criteria_field("updated")
-                fixed = [{name: {"gte": iso_ms(seg.lo)}}, {name: {"lt": iso_ms(tie_hi)}}]
-                out = [_Segment("created", _EARLIEST, _LATEST, fixed)]
-                if tie_hi < seg.hi:
-                    out.append(_Segment("updated", tie_hi, seg.hi, seg.fixed))
-                return out
-        if span > _ONE_MS:
-            mid = _floor_ms(seg.lo + span / 2)
-            if mid <= seg.lo:
-                mid = seg.lo + _ONE_MS
-            self.log.info(
-                "Kustomer search %s incomplete (%s, results %s); bisecting at %s",
-                label,
-                result.reason,
-                "sorted" if result.sorted_ok else "not sorted",
-                iso_ms(mid),
-            )
-            return [
-                _Segment(seg.field, seg.lo, mid, seg.fixed),
-                _Segment(seg.field, mid, seg.hi, seg.fixed),
-            ]
-        if seg.field == "updated":
-            name = self._criteria_field("updated")
-            fixed = [{name: {"gte": iso_ms(seg.lo)}}, {name: {"lt": iso_ms(seg.hi)}}]
-            return [_Segment("created", _EARLIEST, _LATEST, fixed)]
-        raise self._incomplete(
-            f"more records share one updatedAt and one createdAt millisecond ({iso_ms(seg.lo)}) "
-            f"than Kustomer pages through: {result.reason}"
-        )
-
-    def _run_query(
-        self, seg: _Segment, result: _QueryResult, first: bool
-    ) -> Iterator[list[dict[str, Any]]]:
-        client = self.client
-        w = self.window
-        body = self._body(seg)
-        requested = client.settings.search_page_size
-        path: str = SEARCH_PATH
-        params: dict[str, Any] | None = {"page": 1, "pageSize": requested}
-        attr = self._attr_name(seg.field)
-        in_query: set[tuple[str, str]] = set()
-        previous: datetime | None = None
-        visited: set[str] = set()
-        last_len = 0
-        meta_page_size: int | None = None
-        for page_no in range(1, _MAX_PAGES_PER_QUERY + 1):
-            try:
-                payload = client._request(
-                    "POST",
-                    path,
-                    params=params,
-                    json=body,
-                    role=w.role,
-                    kind="search",
-                    expect="list",
-                )
-            except KustomerResponseError as exc:
-                if page_no > 1 and exc.status in (400, 404):
-                    result.complete = False
-                    result.reason = f"page {page_no} answered {exc.status}"
-                    break
-                raise
-            client.stats.add(pages=1)
-            data = payload.get("data") or []
-            meta = _meta(payload)
-            if page_no == 1:
-                result.total = _int_or_none(meta.get("total"))
-                if first:
-                    w.reported_total = result.total
-            meta_page_size = _int_or_none(meta.get("pageSize")) or meta_page_size
-            fresh: list[dict[str, Any]] = []
-            known_before = len(in_query)
-            for record in data:
-                if not isinstance(record, dict):
-                    continue
-                key = _record_key(record)
-                in_query.add(key)
-                value = _parse_time(_attr(record, attr))
-                if value is None or (previous is not None and value < previous):
-                    result.sorted_ok = False
-                if value is not None:
-                    previous = value if previous is None else max(previous, value)
-                    result.last_value = value if result.sorted_ok else result.last_value
-                if key in self.seen:
-                    continue
-                updated = _parse_time(_attr(record, "updatedAt"))
-                if updated is not None and not (w.start <= updated < w.end):
-                    continue  # a server that ignores the filter must not leak other windows
-                self.seen.add(key)
-                fresh.append(record)
-            result.unique_in_query = len(in_query)
-            last_len = len(data)
-            if fresh:
-                w.records += len(fresh)
-                yield fresh
-            nxt = _next_link(payload)
-            if nxt is not None and data and len(in_query) == known_before:
-                result.reason = f"page {page_no} only repeated earlier records"
-                nxt = None
-            if nxt is not None and data:
-                local = client._local_path(nxt)
-                if local in visited:
-                    result.reason = "links.next repeated a page"
-                    nxt = None
-                else:
-                    client._learn_search_page_size(len(data))
-                    visited.add(local)
-                    path, params = local, None
-                    continue
-            # No next page: decide whether the server finished or refused.
-            total = result.total
-            if total is not None:
-                if len(in_query) < total:
-                    result.complete = False
-                    result.reason = (
-                        result.reason
-                        or f"no next page after {len(in_query)} of {total} reported records"
-                    )
-            elif last_len > 0:
-                full = min(requested, meta_page_size or requested, client._search_page_hint())
-                if last_len >= full:
-                    result.complete = False
-                    result.reason = (
-                        result.reason or "no next page after a full page and no meta.total"
-                    )
-            break
-        else:
-            result.complete = False
-            result.reason = f"stopped after {_MAX_PAGES_PER_QUERY} pages"
-        if not result.sorted_ok:
-            result.last_value = None
-
-    def _final_check(self) -> None:
-        w = self.window
-        total = w.reported_total
-        if total is None or w.records >= total:
-            return
-        # Records updated while we paged leave the window; ask for the current count first.
-        current = self.client._search_count(
-            self.ctx, w.start, w.end, role=w.role, include_deleted=w.include_deleted
-        )
-        if current is not None and w.records >= current:
-            self.log.info(
-                "Kustomer search %s window [%s, %s): %d records, first reported %d, now %d",
-                self.ctx,
-                iso_ms(w.start),
-                iso_ms(w.end),
-                w.records,
-                total,
-                current,
-            )
-            return
-        raise self._incomplete("the narrowed queries together returned fewer than reported")
 
 
 class KustomerClient:
@@ -565,7 +199,7 @@ class KustomerClient:
         visited: set[str] = set()
         received = 0
         total: int | None = None
-        page_no = _int_or_none(first_query.get("page")) or 1
+        page_no = int_or_none(first_query.get("page")) or 1
         for _ in range(_MAX_LIST_PAGES):
             try:
                 payload = self._request("GET", current, params=query, role=role, expect="list")
@@ -583,7 +217,7 @@ class KustomerClient:
             data = [r for r in (payload.get("data") or []) if isinstance(r, dict)]
             meta = _meta(payload)
             if total is None:
-                total = _int_or_none(meta.get("total"))
+                total = int_or_none(meta.get("total"))
             fresh = []
             for record in data:
                 rid = record.get("id")
@@ -606,8 +240,8 @@ class KustomerClient:
                 continue
             if "links" not in payload and data:
                 # Some endpoints omit links altogether: fall back to meta's page counters.
-                page = _int_or_none(meta.get("page")) or page_no
-                total_pages = _int_or_none(meta.get("totalPages"))
+                page = int_or_none(meta.get("page")) or page_no
+                total_pages = int_or_none(meta.get("totalPages"))
                 if total_pages is not None and page < total_pages:
                     page_no = page + 1
                     base = dict(params or {})
@@ -633,41 +267,60 @@ class KustomerClient:
         role: str | None = None,
         include_deleted: bool = True,
     ) -> SearchWindow:
-        """Records of `query_context` with updatedAt in [start, end), each (id, updatedAt) once."""
+        """Records of `query_context` with updatedAt in [start, end), each (id, updatedAt) once,
+        proven complete by ids at the end (see `search`)."""
         return SearchWindow(
-            self, query_context, start, end, role=role, include_deleted=include_deleted
+            self,
+            query_context,
+            start,
+            end,
+            role=role,
+            include_deleted=include_deleted,
+            verify=self.settings.search_verify,
         )
 
-    # -- internals -------------------------------------------------------------------------
-    def _search_page_hint(self) -> int:
+    def search_page(
+        self,
+        body: dict[str, Any],
+        *,
+        page: int = 1,
+        page_size: int | None = None,
+        path: str | None = None,
+        role: str | None = None,
+        ids_only: bool = False,
+    ) -> dict[str, Any]:
+        """One page of a search: page N of `body`, or the page a `links.next` path names."""
+        params: dict[str, Any] | None = None
+        if path is None:
+            params = {"page": page, "pageSize": page_size or self.settings.search_page_size}
+            if ids_only:
+                params["idsOnly"] = "true"
+        payload = self._request(
+            "POST",
+            path or SEARCH_PATH,
+            params=params,
+            json=body,
+            role=role,
+            kind="search",
+            expect="list",
+        )
+        self.stats.add(pages=1)
+        return payload
+
+    def search_page_hint(self) -> int:
+        """The page size search really serves: what we ask for, or less if the server caps it."""
         learned = self._learned_search_page
         requested = self.settings.search_page_size
         return min(requested, learned) if learned else requested
 
-    def _learn_search_page_size(self, size: int) -> None:
-        # A page that has a next link is a full page: its length is the server's real page size.
+    def learn_search_page_size(self, size: int) -> None:
+        """Remember a server's page cap, seen as a page shorter than asked while more remain."""
         if size > 0 and (self._learned_search_page is None or size < self._learned_search_page):
             self._learned_search_page = size
 
-    def _search_count(
-        self, ctx: str, start: datetime, end: datetime, *, role: str | None, include_deleted: bool
-    ) -> int | None:
-        name = f"{ctx}_updated_at"
-        body = {
-            "queryContext": ctx,
-            "and": [{name: {"gte": iso_ms(start)}}, {name: {"lt": iso_ms(end)}}],
-            "sort": [{name: "asc"}],
-            "includeDeleted": include_deleted,
-        }
-        payload = self._request(
-            "POST",
-            SEARCH_PATH,
-            params={"page": 1, "pageSize": 1},
-            json=body,
-            role=role,
-            kind="search",
-        )
-        return _int_or_none(_meta(payload).get("total"))
+    def local_path(self, link: str) -> str:
+        """A next link as a path under our API root (never another host)."""
+        return self._local_path(link)
 
     def _plain(self, path: str) -> str:
         """Path without the query string, for messages."""

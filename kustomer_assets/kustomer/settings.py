@@ -67,6 +67,9 @@ class KustomerSettings:
     backoff_max_seconds: float = 30.0
     max_rate_limit_wait_seconds: float = 900.0
     rate_limit_reserve: int = 2
+    search_verify: str = "auto"
+    """After a search window: "auto" lists ids only when counts show that something moved
+    during the run (one extra request for a quiet window); "always" lists them every time."""
 
     @classmethod
     def from_env(
@@ -125,6 +128,10 @@ class KustomerSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise KustomerConfigError(f"{name} must be an integer of 0 or more, got {value!r}.")
+        if self.search_verify not in ("auto", "always"):
+            raise KustomerConfigError(
+                f"search_verify must be 'auto' or 'always', got {self.search_verify!r}."
+            )
         value = self.max_rate_limit_wait_seconds
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise KustomerConfigError(

@@ -117,6 +117,11 @@ class FakeKustomer:
     faults: list[Fault] = field(default_factory=list)
     fault_paths: tuple[str, ...] = ()  # faults only for these path prefixes (empty = all)
     rate_headers: Callable[[int], dict[str, str]] | None = None
+    ids_only: str = "ignore"  # "honor" (type and id only) / "reject" (400) / "ignore"
+    after_search: Callable[[FakeKustomer, dict[str, Any]], None] | None = None
+    """Called after each search response is built: changes the data "between page requests"."""
+    omit_from_pages: dict[str, int] = field(default_factory=dict)
+    """id -> how many more data (not idsOnly) search responses leave it out: a flaky index."""
     requests: list[httpx.Request] = field(default_factory=list)
 
     def transport(self) -> httpx.MockTransport:
@@ -214,6 +219,17 @@ class FakeKustomer:
 
     def _search(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
+        ids_only = parse_qs(request.url.query.decode()).get("idsOnly") == ["true"]
+        if ids_only and self.ids_only == "reject":
+            return httpx.Response(400, json={"errors": [{"status": 400, "detail": "idsOnly"}]})
+        response = self._search_rows(request, body, ids_only)
+        if self.after_search is not None:
+            self.after_search(self, body)
+        return response
+
+    def _search_rows(
+        self, request: httpx.Request, body: dict[str, Any], ids_only: bool
+    ) -> httpx.Response:
         ctx = body["queryContext"]
         rows = list(self.search.get(ctx, []))
         for criterion in body.get("and", []):
@@ -239,6 +255,16 @@ class FakeKustomer:
                 ]
                 rows.sort(key=lambda r: r["id"])
                 rows.sort(key=lambda r, a=attr: r["attributes"][a], reverse=direction == "desc")
+        if not ids_only and self.omit_from_pages:
+            # Leave a record out of the page it would be served on, as a lagging index does.
+            page, size = self._paging(request)
+            served = {r["id"] for r in rows[(page - 1) * size : page * size]}
+            for rid, n in self.omit_from_pages.items():
+                if n > 0 and rid in served:
+                    self.omit_from_pages[rid] -= 1
+                    rows = [r for r in rows if r["id"] != rid]
+        if ids_only and self.ids_only == "honor":
+            rows = [{"type": r["type"], "id": r["id"]} for r in rows]
         return self._envelope(request, rows, capped=True)
 
 
