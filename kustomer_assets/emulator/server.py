@@ -4,6 +4,8 @@ Besides answering the endpoints a read-only connector uses, it reproduces what m
 extraction hard: capped page sizes, a deep-paging wall (missing `links.next`, or 400/404 on deep
 pages), role-scoped keys, expired and wrong-pod keys, fixed-window org and search rate limits,
 and injected faults (5xx, HTML bodies, 429s, truncated bodies, dropped connections, slow answers).
+It can also make the org live: records churn between search page requests, are hard-deleted or
+merged, drift to values of another type, another app spends the budget, the server restarts.
 Stdlib only, so it can run anywhere the connector's tests run.
 """
 
@@ -28,8 +30,8 @@ from random import Random
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from .dataset import ENTITY_TYPES, Dataset, generate_dataset
-from .search import SearchError, run_search
+from .dataset import ENTITY_TYPES, Dataset, generate_dataset, is_deleted
+from .search import QUERY_CONTEXTS, SearchError, run_search
 
 SEARCH_ROLES: tuple[str, ...] = (
     "org.permission.search.create",
@@ -53,6 +55,10 @@ READ_ROLES: dict[str, str] = {
     "satisfaction_response": "org.permission.satisfaction.read",
     "metadata": "org.permission.metadata.read",
 }
+# Every read role but no search role: the key a connector must diagnose, not crash on.
+NO_SEARCH_KEY = "emulator-key-no-search"
+NO_SEARCH_ROLES: frozenset[str] = frozenset(READ_ROLES.values())
+MERGED_LOOKUP_MODES: tuple[str, ...] = ("survivor", "404")
 FAULT_KINDS: tuple[str, ...] = ("500", "502", "503_html", "429", "truncated", "drop", "slow")
 DEEP_PAGING_MODES: tuple[str, ...] = ("missing_next", "404", "400")
 WRONG_POD_MESSAGE = "Auth token associated with pod prod2 but request is being handled by prod1"
@@ -62,15 +68,50 @@ def _default_fault_kinds() -> dict[str, float]:
     return {"500": 1, "502": 1, "503_html": 1, "429": 1, "truncated": 1, "drop": 1, "slow": 0}
 
 
+def _default_api_keys() -> dict[str, frozenset[str] | None]:
+    return {"emulator-key": None, NO_SEARCH_KEY: NO_SEARCH_ROLES}
+
+
+ChurnSpec = int | dict[str, int]
+
+
+def normalize_churn(churn: Any) -> dict[str, dict[str, int]]:
+    """{"conversation": 2} or {"conversation": {"change": 2, "create": 1}} -> the second form.
+
+    Raises ValueError on anything else, so a typo in a test fails loudly instead of churning
+    nothing.
+    """
+    if not isinstance(churn, dict):
+        raise ValueError("churn must be an object of queryContext -> n or {change, create}")
+    out: dict[str, dict[str, int]] = {}
+    for ctx, spec in churn.items():
+        if ctx not in QUERY_CONTEXTS:
+            raise ValueError(f"churn: unknown queryContext {ctx!r}; known: {QUERY_CONTEXTS}")
+        if isinstance(spec, bool):
+            raise ValueError(f"churn[{ctx!r}] must be an int or {{change, create}}")
+        if isinstance(spec, int):
+            spec = {"change": spec}
+        if not isinstance(spec, dict) or set(spec) - {"change", "create"}:
+            raise ValueError(f"churn[{ctx!r}] must be an int or {{change, create}}")
+        parsed = {}
+        for k in ("change", "create"):
+            v = spec.get(k, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"churn[{ctx!r}][{k!r}] must be a non-negative int")
+            parsed[k] = v
+        if parsed["change"] or parsed["create"]:
+            out[ctx] = parsed
+    return out
+
+
 @dataclass
 class EmulatorConfig:
     seed: int = 7
     days: int = 30  # history spans `days` days back from `now`
     now: datetime | None = None  # default: utcnow truncated to ms
     scale: float = 1.0  # scale 1 ~ 60 conversations/day, ~5 messages each
-    api_keys: dict[str, frozenset[str] | None] = field(
-        default_factory=lambda: {"emulator-key": None}
-    )  # token -> roles; None = every role
+    # token -> roles; None = every role. NO_SEARCH_KEY has every read role but no search role.
+    api_keys: dict[str, frozenset[str] | None] = field(default_factory=_default_api_keys)
     expired_keys: set[str] = field(default_factory=set)
     wrong_pod_keys: set[str] = field(default_factory=set)
     max_page_size: dict[str, int] = field(
@@ -89,8 +130,15 @@ class EmulatorConfig:
     fault_kinds: dict[str, float] = field(default_factory=_default_fault_kinds)
     slow_seconds: float = 2.0
     fault_seed: int = 1
+    # queryContext -> records to change (int) or {"change": n, "create": m} after every search
+    # page served for that context: the org moving while a client pages.
+    churn: dict[str, ChurnSpec] = field(default_factory=dict)
+    merged_lookup: str = "survivor"  # GET /v1/customers/{merged loser}: survivor's record or 404
 
     def validate(self) -> None:
+        if self.merged_lookup not in MERGED_LOOKUP_MODES:
+            raise ValueError(f"merged_lookup must be one of {MERGED_LOOKUP_MODES}")
+        normalize_churn(self.churn)
         if self.deep_paging_refusal not in DEEP_PAGING_MODES:
             raise ValueError(f"deep_paging_refusal must be one of {DEEP_PAGING_MODES}")
         if self.permission_error_status not in (401, 403):
@@ -180,6 +228,13 @@ class _Budget:
             self._roll(now)
             return max(0, self.limit - self.used), (self.window_id + 1) * self.window
 
+    def consume(self, n: int, now: float) -> tuple[int, float]:
+        """Spend n units of the current window, as another app on the same org would."""
+        with self.lock:
+            self._roll(now)
+            self.used = min(self.limit, self.used + max(0, n))
+            return max(0, self.limit - self.used), (self.window_id + 1) * self.window
+
 
 @dataclass
 class _Route:
@@ -201,6 +256,11 @@ class Emulator:
         self.config = dataclasses.replace(config) if config else EmulatorConfig()
         self.config.fault_kinds = dict(self.config.fault_kinds)
         self.config.validate()
+        self._churn = normalize_churn(self.config.churn)
+        self.config.churn = dict(self.config.churn)
+        self._churn_rng = Random(self.config.seed * 1_000_033 + 29)
+        self._churned: dict[str, set[str]] = {}
+        self._churn_lock = threading.Lock()
         self.host = host
         self.port = port
         self.base_url = ""
@@ -218,6 +278,7 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        self._generation = 0  # bumped by stop(): handlers of a stopped server drop their writes
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -225,7 +286,7 @@ class Emulator:
         if self._server is not None:
             return self
         handler = type("KustomerEmulatorHandler", (_Handler,), {"emu": self})
-        server = ThreadingHTTPServer((self.host, self.port), handler)
+        server = self._bind(handler)
         server.daemon_threads = True
         server.handle_error = self._handle_error  # type: ignore[method-assign]
         self._server = server
@@ -237,10 +298,22 @@ class Emulator:
         self._thread.start()
         return self
 
+    def _bind(self, handler: type[_Handler]) -> ThreadingHTTPServer:
+        # A restart re-binds the port it just closed; retry briefly in case the kernel is slow.
+        for attempt in range(20):
+            try:
+                return ThreadingHTTPServer((self.host, self.port), handler)
+            except OSError:
+                if not self.port or attempt == 19:
+                    raise
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
+
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is None:
             return
+        self._generation += 1
         server.shutdown()
         with self._conns_lock:
             conns = list(self._conns)
@@ -250,6 +323,16 @@ class Emulator:
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def restart(self) -> Emulator:
+        """Stop and start again on the same port, keeping dataset, budgets, stats and records.
+
+        Connections in flight are cut (their responses are never sent), as when a server behind
+        the load balancer is replaced mid-run.
+        """
+        self.stop()
+        self._count("restarts")
+        return self.start()
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -295,6 +378,40 @@ class Emulator:
         else:
             raise ValueError(f"unknown entity type {entity!r}")
         return json.loads(json.dumps(sorted(items, key=lambda r: r["id"])))
+
+    def set_churn(self, churn: dict[str, ChurnSpec], *, reset: bool = False) -> None:
+        """Replace the churn map ({} turns churn off); reset also forgets the churned ids."""
+        parsed = normalize_churn(churn)
+        with self._churn_lock:
+            self._churn = parsed
+            self.config.churn = dict(churn)
+            if reset:
+                self._churned.clear()
+
+    def churned(self, type_: str) -> set[str]:
+        """Ids that churn changed or created: a client may legitimately see these twice or late."""
+        with self._churn_lock:
+            return set(self._churned.get(type_, ()))
+
+    def removed(self) -> dict[str, list[str]]:
+        """Hard-deleted ids per type (merged customers are in `merged()`)."""
+        with self.dataset.lock:
+            return {t: list(ids) for t, ids in self.dataset.hard_deleted.items()}
+
+    def merged(self) -> dict[str, str]:
+        """Merged customers, loser -> survivor."""
+        with self.dataset.lock:
+            return dict(self.dataset.merged)
+
+    def consume(self, org: int = 0, search: int = 0) -> dict[str, dict[str, float]]:
+        """Spend budget from the current fixed windows; returns what is left and when it resets."""
+        now = time.time()
+        org_left, org_reset = self._org.consume(int(org), now)
+        search_left, search_reset = self._search.consume(int(search), now)
+        return {
+            "remaining": {"org": org_left, "search": search_left},
+            "reset": {"org": org_reset, "search": search_reset},
+        }
 
     # -- request processing ----------------------------------------------------------------
 
@@ -576,14 +693,61 @@ class Emulator:
                 400, "invalid_json", "Request body is not valid JSON", jsonapi=True
             ) from exc
         page, size = self._page_params(query, "search", True)  # validate before the work
-        del page, size
         try:
             items = self._cached_search(parsed)
         except SearchError as exc:
             raise _error(400, "invalid_search", str(exc), jsonapi=True) from exc
-        self._count(f"search.{parsed.get('queryContext')}")
+        context = str(parsed.get("queryContext"))
+        self._count(f"search.{context}")
         ids_only = str(query.get("idsOnly", "")).lower() == "true"
-        return self._paged(path, query, items, "search", jsonapi=True, ids_only=ids_only)
+        resp = self._paged(path, query, items, "search", jsonapi=True, ids_only=ids_only)
+        self._churn_after_page(context, items, page, size)
+        return resp
+
+    def _churn_after_page(
+        self, context: str, items: list[dict[str, Any]], page: int, size: int
+    ) -> None:
+        """Move the org on between page requests: change records inside the window being paged.
+
+        Half the changes (rounded at random) hit the page just served and half hit records not
+        yet served; a change on a served page shifts every later record up one place, which is
+        what makes page-number paging skip the record at the next boundary.
+        """
+        with self._churn_lock:
+            spec = self._churn.get(context)
+        if not spec:
+            return
+        ds = self.dataset
+        with ds.lock, self._churn_lock:
+            live = ds.records.get(context, {})
+            start = (page - 1) * size if page <= self._max_pages(size) else len(items)
+            end = min(len(items), start + size)
+
+            def pool(chunk: list[dict[str, Any]]) -> list[str]:
+                return [r["id"] for r in chunk if r["id"] in live and not is_deleted(live[r["id"]])]
+
+            served, later, earlier = pool(items[start:end]), pool(items[end:]), pool(items[:start])
+            rng = self._churn_rng
+            n = spec["change"]
+            n_served = n // 2 + (n % 2 if rng.random() < 0.5 else 0)
+            n_served = min(n_served, len(served))
+            n_later = min(n - n_served, len(later))
+            n_served = min(n - n_later, len(served))
+            chosen = rng.sample(served, n_served) + rng.sample(later, n_later)
+            rest = min(n - len(chosen), len(earlier))
+            chosen += rng.sample(earlier, rest)
+            changed = ds.change(context, ids=chosen) if chosen else []
+            created = ds.create(context, spec["create"]) if spec["create"] else []
+            bucket = self._churned.setdefault(context, set())
+            bucket.update(changed, created)
+            for id_ in created if context in ("message", "note") else ():
+                conv = ((ds.get(context, id_) or {}).get("relationships") or {}).get("conversation")
+                data = (conv or {}).get("data")
+                if isinstance(data, dict) and data.get("id"):  # a new child touched its parent
+                    self._churned.setdefault("conversation", set()).add(data["id"])
+        self._count("churn.changed", len(changed))
+        if created:
+            self._count("churn.created", len(created))
 
     def _cached_search(self, body: Any) -> list[dict[str, Any]]:
         """Paging a query re-runs it per page; cache by (body, dataset version, minute)."""
@@ -617,6 +781,9 @@ class Emulator:
     def _get_handler(self, type_: str) -> Callable[..., _Response]:
         def handler(*, id: str, **_: Any) -> _Response:
             res = self.dataset.get(type_, id)
+            if res is None and type_ == "customer" and self.config.merged_lookup == "survivor":
+                survivor = self.dataset.resolve_merged(id)  # answered under another id
+                res = self.dataset.get("customer", survivor) if survivor else None
             if res is None:
                 raise _error(404, "not_found", f"{type_} {id} not found", jsonapi=False)
             return _json(200, {"data": res})
@@ -675,19 +842,100 @@ class Emulator:
             )
         if method == "POST" and parts == ["mutate"]:
             try:
-                result = self.dataset.mutate(
-                    str(payload.get("type")),
-                    change=int(payload.get("change", 0)),
-                    create=int(payload.get("create", 0)),
-                    delete=int(payload.get("delete", 0)),
-                )
+                result = self._admin_mutate(payload)
             except (TypeError, ValueError) as exc:
                 raise _HttpError(400, {"code": "invalid_mutation", "message": str(exc)}) from exc
             return _json(200, result)
+        if method == "POST" and parts == ["churn"]:
+            if not isinstance(payload, dict):
+                raise _HttpError(400, {"code": "invalid_churn", "message": "expected an object"})
+            spec = dict(payload)
+            reset = bool(spec.pop("reset", False))
+            try:
+                if spec or not reset:  # {"reset": true} alone keeps the current map
+                    self.set_churn(spec, reset=reset)
+                else:
+                    self.set_churn(self.config.churn, reset=True)
+            except ValueError as exc:
+                raise _HttpError(400, {"code": "invalid_churn", "message": str(exc)}) from exc
+            return _json(200, {"churn": self.config.churn})
+        if method == "GET" and parts == ["churned"]:
+            with self._churn_lock:
+                churned = {t: sorted(ids) for t, ids in self._churned.items()}
+            return _json(200, churned)
+        if method == "GET" and parts == ["removed"]:
+            return _json(200, {**self.removed(), "merged": self.merged()})
+        if method == "POST" and parts == ["merge"]:
+            try:
+                raw = payload.get("pairs")
+                pairs = None if raw is None else [(str(a), str(b)) for a, b in raw]
+                done = self.dataset.merge_customers(pairs, n=int(payload.get("n", 0)))
+            except (TypeError, ValueError) as exc:
+                raise _HttpError(400, {"code": "invalid_merge", "message": str(exc)}) from exc
+            return _json(200, {"pairs": [list(p) for p in done]})
+        if method == "POST" and parts == ["patch"]:
+            try:
+                ids = payload.get("ids")
+                custom = payload.get("custom")
+                attributes = payload.get("attributes")
+                if custom is not None and not isinstance(custom, dict):
+                    raise ValueError("custom must be an object")
+                if attributes is not None and not isinstance(attributes, dict):
+                    raise ValueError("attributes must be an object")
+                patched = self.dataset.patch(
+                    str(payload.get("type")),
+                    ids=None if ids is None else list(ids),
+                    n=int(payload.get("n", 0)),
+                    custom=custom,
+                    attributes=attributes,
+                )
+            except (TypeError, ValueError) as exc:
+                raise _HttpError(400, {"code": "invalid_patch", "message": str(exc)}) from exc
+            return _json(200, {"ids": patched})
+        if method == "POST" and parts == ["consume"]:
+            try:
+                left = self.consume(int(payload.get("org", 0)), int(payload.get("search", 0)))
+            except (TypeError, ValueError) as exc:
+                raise _HttpError(400, {"code": "invalid_consume", "message": str(exc)}) from exc
+            return _json(200, left)
         if method == "POST" and parts == ["advance"]:
             self.dataset.advance(float(payload.get("seconds", 0)))
             return _json(200, {"now": self.dataset.clock().isoformat()})
         raise _HttpError(404, {"code": "not_found", "message": f"No admin route {method} {path}"})
+
+    def _admin_mutate(self, payload: dict[str, Any]) -> dict[str, list[str]]:
+        """Counts as before; `ids` (or a list as an operation's value) targets exact records.
+
+        With `ids`, every one of change / delete / hard_delete given a truthy value applies to
+        those ids; the whole request is refused before any change if an id is unknown.
+        """
+        type_ = str(payload.get("type"))
+        if type_ not in ENTITY_TYPES:
+            raise ValueError(f"unknown entity type {type_!r}")
+        shared = payload.get("ids")
+        if shared is not None and not isinstance(shared, list):
+            raise ValueError("ids must be a list")
+        plan: dict[str, tuple[int, list[str] | None]] = {}
+        for op in ("change", "delete", "hard_delete"):
+            value = payload.get(op, 0)
+            if isinstance(value, list):
+                plan[op] = (1, [str(i) for i in value])
+            else:
+                plan[op] = (int(value), None if shared is None else [str(i) for i in shared])
+        create = int(payload.get("create", 0))
+        ds = self.dataset
+        with ds.lock:
+            for n, ids in plan.values():
+                unknown = [i for i in ids or () if n and ds.get(type_, i) is None]
+                if unknown:
+                    raise ValueError(f"unknown {type_} ids: {unknown}")
+            (nc, ic), (nd, idd), (nh, ih) = plan["change"], plan["delete"], plan["hard_delete"]
+            return {
+                "changed": ds.change(type_, nc, ids=ic) if nc else [],
+                "created": ds.create(type_, create) if create else [],
+                "deleted": ds.delete(type_, nd, ids=idd) if nd else [],
+                "hard_deleted": ds.hard_delete(type_, nh, ih) if nh else [],
+            }
 
 
 _ID = r"(?P<id>[0-9a-fA-F]{1,64})"
@@ -754,6 +1002,15 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
 
     def _dispatch(self) -> None:
+        generation = self.emu._generation
+        try:
+            self._respond()
+        except OSError:
+            if self.emu._generation == generation:
+                raise
+            self.close_connection = True  # the server was stopped under us: the drop is intended
+
+    def _respond(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         resp, delay = self.emu.handle(self.command, self.path, self.headers, body)
@@ -807,6 +1064,9 @@ def serve_forever(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 8
 __all__ = [
     "DEEP_PAGING_MODES",
     "FAULT_KINDS",
+    "MERGED_LOOKUP_MODES",
+    "NO_SEARCH_KEY",
+    "NO_SEARCH_ROLES",
     "READ_ROLES",
     "SEARCH_ROLES",
     "Emulator",
