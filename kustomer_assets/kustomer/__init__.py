@@ -3,7 +3,6 @@
 from . import roles
 from .budget import RateBudget
 from .client import ClientStats, KustomerClient
-from .search import SearchWindow
 from .errors import (
     KustomerAuthError,
     KustomerConfigError,
@@ -17,6 +16,7 @@ from .errors import (
     parse_error_body,
     redact,
 )
+from .search import SearchWindow
 from .settings import KustomerSettings
 
 __all__ = [

@@ -20,9 +20,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import budget as budget_mod
+from . import roles
 from .budget import RateBudget, retry_after_delay
 from .errors import (
     KustomerAuthError,
+    KustomerError,
     KustomerNotFoundError,
     KustomerPermissionError,
     KustomerRateLimitError,
@@ -34,6 +36,7 @@ from .errors import (
     pod_url,
     redact,
     register_secret,
+    role_named_by,
 )
 from .parse import int_or_none
 from .search import SearchWindow
@@ -96,7 +99,6 @@ def _next_link(body: dict[str, Any]) -> str | None:
         return None
     nxt = links.get("next")
     return nxt if isinstance(nxt, str) and nxt.strip() else None
-
 
 
 class KustomerClient:
@@ -434,7 +436,7 @@ class KustomerClient:
                     self._sleep_blocked(before, delay)
                     continue
                 elif status in (401, 403):
-                    self._raise_auth(response, method, plain, role)
+                    self._raise_auth(response, method, plain, role, json)
                 elif status >= 500 or status == 408:
                     last_problem = f"{status}: {parse_error_body(response)}"
                 elif 300 <= status < 400:
@@ -514,7 +516,12 @@ class KustomerClient:
         return payload
 
     def _raise_auth(
-        self, response: httpx.Response, method: str, plain: str, role: str | None
+        self,
+        response: httpx.Response,
+        method: str,
+        plain: str,
+        role: str | None,
+        body: Any = None,
     ) -> None:
         status = response.status_code
         server = parse_error_body(response)
@@ -546,7 +553,35 @@ class KustomerClient:
             )
         if not is_probe:
             self._ensure_key_valid()
-        raise KustomerPermissionError(role, plain, method=method, status=status, detail=server)
+        named = role_named_by(response)
+        if named is None and plain == SEARCH_PATH:
+            named = self._which_search_role(body, role)
+        raise KustomerPermissionError(
+            named or role,
+            plain,
+            method=method,
+            status=status,
+            detail=server,
+            search=plain == SEARCH_PATH and named is None,
+        )
+
+    def _which_search_role(self, body: Any, role: str | None) -> str | None:
+        """A refused search whose answer names no role lacks either a search role or the read
+        role of its context. One conversation search (whose read role is required anyway)
+        tells them apart: refused too, the search role is missing."""
+        context = body.get("queryContext") if isinstance(body, dict) else None
+        if role in (None, *roles.SEARCH_ROLES):
+            return roles.SEARCH_CREATE
+        if context in (None, "conversation"):
+            return None
+        probe = {"queryContext": "conversation", "and": [], "sort": []}
+        try:
+            self._request("POST", SEARCH_PATH, params={"page": 1, "pageSize": 1}, json=probe)
+        except KustomerPermissionError as exc:
+            return exc.role if exc.role in roles.SEARCH_ROLES else roles.SEARCH_CREATE
+        except KustomerError:
+            return None
+        return role
 
     def _ensure_key_valid(self) -> None:
         """Probe users/current once per client to tell a missing role from a bad key."""

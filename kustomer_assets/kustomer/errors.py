@@ -101,6 +101,7 @@ class KustomerPermissionError(KustomerError):
         method: str = "GET",
         status: int | None = None,
         detail: str | None = None,
+        search: bool = False,
     ) -> None:
         self.role = role
         head, _, rest = endpoint.partition(" ")
@@ -108,7 +109,15 @@ class KustomerPermissionError(KustomerError):
             method, endpoint = head, rest
         where = f"{method} {endpoint}"
         said = f" (Kustomer answered {status}: {detail})" if status and detail else ""
-        if role:
+        if role and search:
+            # The server did not say which one refused: a search needs both.
+            message = (
+                f"The API key lacks the role {role} or a search role (org.permission.search."
+                f"create) needed for {where}{said}; roles cannot be edited on a key: create a "
+                f"new key in Kustomer Settings → Security → API Keys with both roles and set "
+                f"KUSTOMER_API_KEY."
+            )
+        elif role:
             message = (
                 f"The API key lacks the role {role} needed for {where}{said}; roles cannot be "
                 f"edited on a key: create a new key in Kustomer Settings → Security → API Keys "
@@ -254,6 +263,38 @@ def parse_error_body(response: Any) -> str:
         reason = getattr(response, "reason_phrase", "") or ""
         text = reason or "(empty body)"
     return redact(_clip(text))
+
+
+_ROLE = re.compile(r"org\.permission\.[a-z0-9_]+(?:\.[a-z0-9_]+)?", re.IGNORECASE)
+
+
+def role_named_by(response: Any) -> str | None:
+    """The role a 401/403 body names as missing (in `meta.role` or in its text), if any.
+
+    A search needs a search role *and* the read role of its context, and a key may lack
+    either: only the server knows which one refused, so believe it when it says.
+    """
+    try:
+        payload = response.json()
+    except Exception:  # not JSON: look at the text
+        payload = None
+    items: list[Any] = []
+    if isinstance(payload, dict):
+        items.append(payload)
+        errors = payload.get("errors")
+        if isinstance(errors, list):
+            items.extend(errors)
+    for item in items:
+        meta = item.get("meta") if isinstance(item, dict) else None
+        named = meta.get("role") if isinstance(meta, dict) else None
+        if isinstance(named, str) and _ROLE.fullmatch(named.strip()):
+            return named.strip()
+    try:
+        text = response.text or ""
+    except Exception:
+        text = ""
+    match = _ROLE.search(text)
+    return match.group(0) if match else None
 
 
 def pod_from_message(message: str) -> str | None:

@@ -54,6 +54,12 @@ class KustomerResource(dg.ConfigurableResource):
     max_rate_limit_wait_seconds: float = Field(
         default=900.0, description="How long one request may wait out 429s before the run fails."
     )
+    search_verify: str = Field(
+        default="auto",
+        description="After each search window, prove it complete by ids: 'auto' lists ids "
+        "only when counts show records moved during the run (one request otherwise); 'always' "
+        "lists them every time (KUSTOMER_SEARCH_VERIFY).",
+    )
 
     ingest_messages: bool = Field(
         default=True,
@@ -79,6 +85,7 @@ class KustomerResource(dg.ConfigurableResource):
             max_retries=self.max_retries,
             backoff_base_seconds=self.backoff_base_seconds,
             max_rate_limit_wait_seconds=self.max_rate_limit_wait_seconds,
+            search_verify=self.search_verify,
         )
 
     @contextmanager

@@ -140,6 +140,20 @@ class SearchWindow:
         self.reconciliation = Reconciliation()
         return _WindowRun(self._client, self).pages()
 
+    def first_page(self) -> list[Record]:
+        """Only the oldest page of the window (one request, no id check): what a sensor needs
+        to learn which days changed without spending the search budget on the rest."""
+        run = _WindowRun(self._client, self)
+        page = run._fetch(_Query("updated", self.start, self.end))
+        self.reported_total = page.total
+        return run._fresh(page.records)
+
+    def list_ids(self) -> list[str]:
+        """Ids Kustomer lists for the window now (`idsOnly` pages, split at the deep-paging
+        wall): the cheap listing a reconciliation of hard deletes compares a table with."""
+        run = _WindowRun(self._client, self)
+        return [rid for rid, _ in run._list_ids(self.start, self.end)]
+
     def __repr__(self) -> str:
         return (
             f"SearchWindow({self.query_context!r}, {iso_ms(self.start)}, {iso_ms(self.end)}, "

@@ -91,6 +91,7 @@ PATH_ROLES = {
     "/v1/notes": roles.NOTE_READ,
     "/v1/tags": roles.TAG_READ,
     "/v1/brands": roles.BRAND_READ,
+    "/v1/customers/search": roles.SEARCH_CREATE,  # refused with a body that names no role
 }
 
 Fault = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
