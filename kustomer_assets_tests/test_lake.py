@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from kustomer_assets.lake import DeltaStore
+from kustomer_assets.lake import DeltaStore, partitions
 from kustomer_assets.records import TIMESTAMP
 
 BASE = {"id": pl.Utf8, "updated_at": TIMESTAMP, "partition_date": pl.Date}
@@ -109,3 +109,194 @@ def test_abort_leaves_the_previous_version(tmp_path: Path) -> None:
         days.add(rows(("x", at(1))))
         raise RuntimeError("killed halfway")
     assert read(store)["id"].to_list() == ["a", "b"]
+
+
+# --- type drift --------------------------------------------------------------------------------
+
+
+def frame_with(
+    column: str, dtype: pl.DataType, *items: tuple[str, datetime, object]
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "id": [i for i, _, _ in items],
+            "updated_at": [t for _, t, _ in items],
+            "partition_date": [t.date() for _, t, _ in items],
+            column: pl.Series([v for _, _, v in items], dtype=dtype),
+        },
+        schema={**BASE, column: dtype},
+    )
+
+
+def replace(store: DeltaStore, first: int, end: int, *frames: pl.DataFrame):
+    with store.replace_days("t", date(2026, 11, first), date(2026, 11, end), BASE) as days:
+        for frame in frames:
+            days.add(frame)
+        return days.commit()
+
+
+def values(store: DeltaStore, column: str) -> dict[str, object]:
+    """id -> value, wherever the writer put it (the column or a sibling `<column>__<type>`)."""
+    table = read(store)
+    siblings = [c for c in table.columns if c.startswith(f"{column}__")]
+    out: dict[str, object] = {}
+    for row in table.iter_rows(named=True):
+        found = [row[c] for c in [column, *siblings] if row[c] is not None]
+        assert len(found) <= 1, row
+        out[row["id"]] = found[0] if found else None
+    return out
+
+
+def test_batches_that_disagree_on_a_type_are_widened_not_failed(tmp_path: Path) -> None:
+    store = DeltaStore(str(tmp_path))
+    summary = replace(
+        store,
+        1,
+        3,
+        frame_with("custom_x", pl.Int64, ("a", at(1), 1)),
+        frame_with("custom_x", pl.Float64, ("b", at(1), 2.5)),
+        frame_with("custom_x", pl.Null, ("c", at(2), None)),
+        frame_with("custom_x", pl.Utf8, ("d", at(2), "N/A")),
+        frame_with("custom_x", pl.List(pl.Int64), ("e", at(2), [1, 2])),
+        frame_with("custom_x", pl.Boolean, ("f", at(2), True)),
+    )
+    assert read(store).schema["custom_x"] == pl.Utf8
+    assert values(store, "custom_x") == {
+        "a": "1",
+        "b": "2.5",
+        "c": None,
+        "d": "N/A",
+        "e": "[1,2]",
+        "f": "true",
+    }
+    assert any("custom_x: batches disagreed" in c for c in summary.schema_changes)
+
+
+def test_int_then_float_batches_widen_to_float(tmp_path: Path) -> None:
+    store = DeltaStore(str(tmp_path))
+    replace(
+        store,
+        1,
+        2,
+        frame_with("custom_n", pl.Int64, ("a", at(1), 1)),
+        frame_with("custom_n", pl.Float64, ("b", at(1), 2.5)),
+    )
+    assert read(store).schema["custom_n"] == pl.Float64
+    assert values(store, "custom_n") == {"a": 1.0, "b": 2.5}
+
+
+def test_a_float_into_an_older_int_column_is_never_truncated(tmp_path: Path) -> None:
+    store = DeltaStore(str(tmp_path))
+    replace(store, 1, 2, frame_with("custom_score_num", pl.Int64, ("a", at(1), 3)))
+    summary = replace(
+        store,
+        2,
+        3,
+        frame_with("custom_score_num", pl.Float64, ("b", at(2), 4.0), ("c", at(2), 2.5)),
+    )
+    table = read(store)
+    assert table.schema["custom_score_num"] == pl.Int64  # the column keeps its type
+    assert table.schema["custom_score_num__float64"] == pl.Float64
+    assert values(store, "custom_score_num") == {"a": 3, "b": 4, "c": 2.5}
+    assert summary.schema_changes == [
+        "custom_score_num: 1 value(s) do not fit the table's Int64; written to "
+        "custom_score_num__float64 (Float64) and left null in custom_score_num"
+    ]
+    assert summary.columns["custom_score_num__float64"] == "double"
+
+
+def test_values_that_fit_the_older_type_are_cast_to_it(tmp_path: Path) -> None:
+    store = DeltaStore(str(tmp_path))
+    replace(store, 1, 2, frame_with("custom_score_num", pl.Int64, ("a", at(1), 3)))
+    summary = replace(store, 2, 3, frame_with("custom_score_num", pl.Float64, ("b", at(2), 4.0)))
+    assert "custom_score_num__float64" not in read(store).columns
+    assert values(store, "custom_score_num") == {"a": 3, "b": 4}
+    assert summary.schema_changes == [
+        "custom_score_num: Float64 → Int64 (the table's type; every value fits)"
+    ]
+
+
+def test_text_into_an_older_number_column_keeps_the_text(tmp_path: Path) -> None:
+    store = DeltaStore(str(tmp_path))
+    replace(store, 1, 2, frame_with("custom_amount", pl.Float64, ("a", at(1), 1.5)))
+    replace(
+        store, 2, 3, frame_with("custom_amount", pl.Utf8, ("b", at(2), "12"), ("c", at(2), "3,50"))
+    )
+    # and a rerun reuses the sibling column instead of making another
+    replace(
+        store, 3, 4, frame_with("custom_amount", pl.Utf8, ("d", at(3), "x"), ("e", at(3), None))
+    )
+    table = read(store)
+    assert [c for c in table.columns if c.startswith("custom_amount")] == [
+        "custom_amount",
+        "custom_amount__text",
+    ]
+    assert values(store, "custom_amount") == {"a": 1.5, "b": 12.0, "c": "3,50", "d": "x", "e": None}
+
+
+def test_a_bool_column_meeting_text_and_lists(tmp_path: Path) -> None:
+    store = DeltaStore(str(tmp_path))
+    replace(store, 1, 2, frame_with("custom_vip_bool", pl.Boolean, ("a", at(1), True)))
+    replace(store, 2, 3, frame_with("custom_vip_bool", pl.Utf8, ("b", at(2), "gold")))
+    replace(store, 3, 4, frame_with("custom_vip_bool", pl.List(pl.Utf8), ("c", at(3), ["x"])))
+    assert values(store, "custom_vip_bool") == {"a": True, "b": "gold", "c": '["x"]'}
+
+
+def test_an_older_null_typed_column_takes_the_new_type(tmp_path: Path) -> None:
+    store = DeltaStore(str(tmp_path))
+    replace(store, 1, 2, frame_with("custom_late", pl.Null, ("a", at(1), None)))
+    assert read(store).schema["custom_late"] == pl.Null
+    summary = replace(store, 2, 3, frame_with("custom_late", pl.Float64, ("b", at(2), 1.5)))
+    assert read(store).schema["custom_late"] == pl.Float64
+    assert values(store, "custom_late") == {"a": None, "b": 1.5}
+    assert summary.schema_changes == [
+        "custom_late: Null → Float64 (the table's column had no type)"
+    ]
+    summary = replace(store, 3, 4, frame_with("custom_late", pl.Utf8, ("c", at(3), "two")))
+    assert values(store, "custom_late") == {"a": None, "b": 1.5, "c": "two"}
+
+
+def test_anything_into_an_older_text_column_is_written_as_text(tmp_path: Path) -> None:
+    store = DeltaStore(str(tmp_path))
+    replace(store, 1, 2, frame_with("custom_code", pl.Utf8, ("a", at(1), "A1")))
+    replace(store, 2, 3, frame_with("custom_code", pl.Int64, ("b", at(2), 7)))
+    replace(store, 3, 4, frame_with("custom_code", pl.Float64, ("c", at(3), 0.5)))
+    assert read(store).schema["custom_code"] == pl.Utf8
+    assert values(store, "custom_code") == {"a": "A1", "b": "7", "c": "0.5"}
+
+
+def test_outside_rows_merge_with_drifted_types(tmp_path: Path) -> None:
+    store = DeltaStore(str(tmp_path))
+    replace(store, 5, 6, frame_with("custom_n", pl.Int64, ("old", at(5), 1)))
+    summary = replace(
+        store,
+        10,
+        11,
+        frame_with("custom_n", pl.Float64, ("new", at(10), 2.0), ("ref", at(5, 3), 3.5)),
+    )
+    assert summary.rows_outside_window == 1
+    assert values(store, "custom_n") == {"new": 2, "old": 1, "ref": 3.5}
+
+
+def test_a_new_column_on_an_existing_table_is_reported(tmp_path: Path) -> None:
+    store = DeltaStore(str(tmp_path))
+    first = replace(store, 1, 2, rows(("a", at(1))))
+    assert first.schema_changes == []
+    summary = replace(store, 2, 3, frame_with("custom_new_str", pl.Utf8, ("b", at(2), "x")))
+    assert summary.schema_changes == ["custom_new_str: new column (String)"]
+
+
+def test_large_windows_stream_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(partitions, "SORT_IN_MEMORY_ROWS", 0)  # take the streaming path
+    store = DeltaStore(str(tmp_path))
+    replace(store, 5, 6, frame_with("custom_n", pl.Int64, ("old", at(5), 1)))
+    replace(
+        store,
+        10,
+        11,
+        frame_with("custom_n", pl.Float64, ("new", at(10), 2.5)),
+        frame_with("custom_n", pl.Int64, ("ref", at(5, 3), 3), ("new2", at(10, 1), 4)),
+    )
+    assert values(store, "custom_n") == {"new": 2.5, "new2": 4, "old": 1, "ref": 3}

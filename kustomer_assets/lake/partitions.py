@@ -4,20 +4,32 @@ Batches are staged as Parquet files on local disk while pages arrive, then commi
 Delta transaction that overwrites exactly the run's `[start, end)` days. Why stage instead of
 appending batch by batch: a run killed halfway must leave the previous version of those days
 readable and whole, and a rerun must produce the same table, never a mix of old and new rows.
-Memory stays bounded by one batch: the commit streams the staged files as Arrow batches.
+Memory stays bounded by one batch: the commit converts and streams the staged files one by one
+(small windows are sorted in memory so that a rerun writes the same row order).
 
 Rows whose day lies outside the window (a customer referenced by this window's conversations
 but last updated long ago) cannot be written by replacing their day without wiping its other
 rows; they are inserted into their own day by a merge that adds only missing
 (id, updated_at) versions, which keeps reruns idempotent.
+
+Several processes may replace days of one table at once (a sensor run beside a backfill, two
+overlapping backfills). Delta's optimistic concurrency then rejects all but one commit; the
+others re-read the table and try again after a jittered backoff (`COMMIT_ATTEMPTS`,
+`COMMIT_RETRY_SECONDS`). Both steps are idempotent, so a retried step gives the table the
+content it would have had had the writers run one after the other.
+
+Before each attempt the staged batches are reconciled with the table's current schema (see
+`reconcile`): a type that drifted never fails a write and never loses a value.
 """
 
 from __future__ import annotations
 
+import random
+import re
 import shutil
-import tempfile
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -25,12 +37,41 @@ from types import TracebackType
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as pads
 from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from kustomer_assets.records import PARTITION_COLUMN
+from kustomer_assets.lake.reconcile import WritePlan, plan_write
+from kustomer_assets.lake.staging import new_staging_folder, sweep_staging
+
+PARTITION_COLUMN = "partition_date"
+"""The daily partition column every table has (a `Date`)."""
 
 ROW_KEY = ("id", "updated_at")
+
+COMMIT_ATTEMPTS = 10
+COMMIT_RETRY_SECONDS = 30.0
+"""A step that keeps meeting concurrent commits gives up after this many attempts or seconds."""
+_BACKOFF_FIRST_SECONDS = 0.1
+_BACKOFF_MAX_SECONDS = 5.0
+
+SORT_IN_MEMORY_ROWS = 200_000
+"""Windows up to this many rows are sorted before writing (reruns write the same files)."""
+
+MERGE_DAY_FILTER_LIMIT = 1_000
+"""Up to this many days, the merge names the days it touches, so it reads only those."""
+
+_CONFLICT_MESSAGE = re.compile(
+    r"concurrent|version \d+ already exists|version already exists|conflict"
+    r"|protocol changed|metadata changed",
+    re.IGNORECASE,
+)
+
+
+def is_commit_conflict(error: BaseException) -> bool:
+    """A commit lost the race with another writer: worth re-reading the table and retrying."""
+    return isinstance(error, CommitFailedError) or (
+        isinstance(error, Exception) and bool(_CONFLICT_MESSAGE.search(str(error)))
+    )
 
 
 @dataclass
@@ -44,6 +85,18 @@ class WriteSummary:
     """Rows for days outside the window, merged in as missing versions (see module doc)."""
     columns: dict[str, str] = field(default_factory=dict)
     table_version: int | None = None
+    schema_changes: list[str] = field(default_factory=list)
+    """How the staged types were made to fit each other and the table, one sentence each
+    (e.g. `custom_score: Float64 → Int64 (the table's type; every value fits)`)."""
+    commit_retries: int = 0
+    """Commits retried because another writer committed first."""
+
+
+@dataclass(frozen=True)
+class _Staged:
+    path: Path
+    schema: dict[str, pl.DataType]
+    rows: int
 
 
 class PartitionReplacement:
@@ -66,12 +119,19 @@ class PartitionReplacement:
         self.end_day = end_day
         self.base_schema = base_schema
         self.storage_options = storage_options
-        self._staging = Path(tempfile.mkdtemp(prefix="kustomer-stage-"))
-        self._files: list[Path] = []
-        self._outside_files: list[Path] = []
+        sweep_staging()
+        self._staging = new_staging_folder()
+        self._files: list[_Staged] = []
+        self._outside_files: list[_Staged] = []
+        self._outside_days: set[date] = set()
         self._seen: set[tuple[str, object]] = set()
         self._days: Counter[str] = Counter()
+        self._changes: dict[str, list[str]] = {}
         self.summary = WriteSummary()
+
+    @property
+    def staging_folder(self) -> Path:
+        return self._staging
 
     def __enter__(self) -> PartitionReplacement:
         return self
@@ -82,6 +142,10 @@ class PartitionReplacement:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Delete the staged files (done on leaving the `with` block, success or not)."""
         shutil.rmtree(self._staging, ignore_errors=True)
 
     def add(self, frame: pl.DataFrame) -> None:
@@ -101,6 +165,7 @@ class PartitionReplacement:
         outside = batch.filter(~inside.fill_null(False) & pl.col(PARTITION_COLUMN).is_not_null())
         if not outside.is_empty():
             self.summary.rows_outside_window += outside.height
+            self._outside_days.update(outside[PARTITION_COLUMN].unique().to_list())
             self._outside_files.append(self._stage(outside, "outside"))
         if in_window.is_empty():
             return
@@ -108,10 +173,10 @@ class PartitionReplacement:
             self._days[day.isoformat()] += count
         self._files.append(self._stage(in_window, "batch"))
 
-    def _stage(self, frame: pl.DataFrame, kind: str) -> Path:
+    def _stage(self, frame: pl.DataFrame, kind: str) -> _Staged:
         path = self._staging / f"{kind}-{len(self._files) + len(self._outside_files):06d}.parquet"
         frame.write_parquet(path)
-        return path
+        return _Staged(path, dict(frame.schema), frame.height)
 
     def commit(self, note: Callable[[WriteSummary], dict[str, str]] | None = None) -> WriteSummary:
         """Replace the window's days with what was staged (nothing staged = days emptied).
@@ -119,67 +184,125 @@ class PartitionReplacement:
         `note(summary)` is stored in the window's last Delta commit (the table history), where
         a retried backfill finds which windows an earlier attempt already finished.
         """
-        schema = self._unified_schema()
         self.summary.rows = sum(self._days.values())
         self.summary.rows_per_day = dict(sorted(self._days.items()))
-        self.summary.columns = {f.name: str(f.type) for f in schema}
-        properties = CommitProperties(custom_metadata=note(self.summary)) if note else None
-        predicate = (
-            f"{PARTITION_COLUMN} >= '{self.first_day.isoformat()}' "
-            f"AND {PARTITION_COLUMN} < '{self.end_day.isoformat()}'"
-        )
-        sort_keys = [(c, "ascending") for c in ROW_KEY]
-        if self._files:
-            dataset = pads.dataset([str(p) for p in self._files], schema=schema, format="parquet")
-            # Sort within the staged data so a rerun writes byte-for-byte the same row order.
-            table_or_reader: pa.Table | pa.RecordBatchReader
-            if self.summary.rows <= 200_000:
-                table_or_reader = dataset.to_table().sort_by(sort_keys)
-            else:
-                table_or_reader = dataset.scanner().to_reader()
-        else:
-            table_or_reader = schema.empty_table()
-        write_deltalake(
-            self.uri,
-            table_or_reader,
-            mode="overwrite",
-            predicate=predicate,
-            partition_by=[PARTITION_COLUMN],
-            schema_mode="merge",
-            storage_options=self.storage_options,
-            commit_properties=None if self._outside_files else properties,
-        )
-        if self._outside_files:
-            self._merge_missing_versions(schema, properties)
+        merge = bool(self._outside_files)
+        self._retrying(lambda: self._replace_window(None if merge else note))
+        if merge:
+            self._retrying(lambda: self._merge_missing_versions(note))
         self.summary.table_version = DeltaTable(
             self.uri, storage_options=self.storage_options
         ).version()
         return self.summary
 
+    # --- steps ---------------------------------------------------------------------------------
+
+    def _retrying(self, step: Callable[[], None]) -> None:
+        deadline = time.monotonic() + COMMIT_RETRY_SECONDS
+        attempt = 1
+        while True:
+            try:
+                step()
+                return
+            except Exception as error:
+                remaining = deadline - time.monotonic()
+                if not is_commit_conflict(error) or attempt >= COMMIT_ATTEMPTS or remaining <= 0:
+                    raise
+            self.summary.commit_retries += 1
+            delay = min(_BACKOFF_MAX_SECONDS, _BACKOFF_FIRST_SECONDS * 2 ** (attempt - 1))
+            time.sleep(min(remaining, random.uniform(delay / 2, delay)))
+            attempt += 1
+
+    def _properties(
+        self, note: Callable[[WriteSummary], dict[str, str]] | None
+    ) -> CommitProperties | None:
+        return CommitProperties(custom_metadata=note(self.summary)) if note else None
+
+    def _replace_window(self, note: Callable[[WriteSummary], dict[str, str]] | None) -> None:
+        plan = self._plan("replace", self._files)
+        predicate = (
+            f"{PARTITION_COLUMN} >= '{self.first_day.isoformat()}' "
+            f"AND {PARTITION_COLUMN} < '{self.end_day.isoformat()}'"
+        )
+        write_deltalake(
+            self.uri,
+            self._data(plan, self._files),
+            mode="overwrite",
+            predicate=predicate,
+            partition_by=[PARTITION_COLUMN],
+            schema_mode="merge",
+            storage_options=self.storage_options,
+            commit_properties=self._properties(note),
+        )
+
     def _merge_missing_versions(
-        self, schema: pa.Schema, properties: CommitProperties | None
+        self, note: Callable[[WriteSummary], dict[str, str]] | None
     ) -> None:
-        files = [str(p) for p in self._outside_files]
-        source = pads.dataset(files, schema=schema, format="parquet").to_table()
+        plan = self._plan("merge", self._outside_files)
+        source = self._data(plan, self._outside_files)
         table = DeltaTable(self.uri, storage_options=self.storage_options)
+        predicate = f"t.{PARTITION_COLUMN} = s.{PARTITION_COLUMN}"
+        if len(self._outside_days) <= MERGE_DAY_FILTER_LIMIT:
+            days = ", ".join(f"'{d.isoformat()}'" for d in sorted(self._outside_days))
+            predicate = f"t.{PARTITION_COLUMN} IN ({days}) AND {predicate}"
+        predicate += "".join(f" AND t.{c} = s.{c}" for c in ROW_KEY)
         (
             table.merge(
                 source,
-                predicate="t.id = s.id AND t.updated_at = s.updated_at",
+                predicate=predicate,
                 source_alias="s",
                 target_alias="t",
                 merge_schema=True,
-                commit_properties=properties,
+                commit_properties=self._properties(note),
             )
             .when_not_matched_insert_all()
             .execute()
         )
 
-    def _unified_schema(self) -> pa.Schema:
-        """Base columns first, then every custom column any batch met, in a stable order."""
-        base = pl.DataFrame(schema=self.base_schema).to_arrow().schema
-        staged = [*self._files, *self._outside_files]
-        schemas = [base, *(pads.dataset(str(p), format="parquet").schema for p in staged)]
-        unified = pa.unify_schemas(schemas, promote_options="permissive")
-        extra = sorted(n for n in unified.names if n not in base.names)
-        return pa.schema([unified.field(n) for n in [*base.names, *extra]])
+    def _table_schema(self) -> dict[str, pl.DataType] | None:
+        try:
+            table = DeltaTable(self.uri, storage_options=self.storage_options)
+        except TableNotFoundError:
+            return None
+        arrow = pa.schema(table.schema().to_arrow())
+        return dict(pl.DataFrame(arrow.empty_table()).schema)
+
+    def _plan(self, step: str, files: Sequence[_Staged]) -> WritePlan:
+        """Fit the staged batches to the table as it is now (re-read on every attempt, since
+        another writer may have added or typed a column meanwhile)."""
+        table = self._table_schema()
+
+        def frames(columns: Sequence[str]) -> Iterator[pl.DataFrame]:
+            for staged in files:
+                present = [c for c in columns if c in staged.schema]
+                if present:
+                    yield pl.read_parquet(staged.path, columns=present)
+
+        # A merge's insert_all needs every target column in the source (null where missing).
+        every = step == "merge"
+        plan = plan_write(self.base_schema, [f.schema for f in files], table, frames, every)
+        self._changes[step] = plan.changes
+        self.summary.schema_changes = list(
+            dict.fromkeys(c for cs in self._changes.values() for c in cs)
+        )
+        arrow = plan.arrow_schema(list(self.base_schema))
+        columns = {f.name: str(f.type) for f in arrow if f.name not in plan.filled}
+        self.summary.columns = columns if step == "replace" else {**self.summary.columns, **columns}
+        return plan
+
+    def _data(self, plan: WritePlan, files: Sequence[_Staged]) -> pa.Table | pa.RecordBatchReader:
+        order = list(self.base_schema)
+        schema = plan.arrow_schema(order)
+        if not files:
+            return schema.empty_table()
+
+        def converted() -> Iterator[pa.Table]:
+            for staged in files:
+                yield plan.convert(pl.read_parquet(staged.path), order).to_arrow().cast(schema)
+
+        if sum(f.rows for f in files) <= SORT_IN_MEMORY_ROWS:
+            table = pa.concat_tables(list(converted()))
+            return table.sort_by([(c, "ascending") for c in ROW_KEY])
+        return pa.RecordBatchReader.from_batches(
+            schema, (batch for table in converted() for batch in table.to_batches())
+        )

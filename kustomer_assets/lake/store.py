@@ -2,27 +2,169 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import secrets
+import threading
 from datetime import date
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 from deltalake import DeltaTable
+from deltalake.fs import DeltaStorageHandler
 
 from kustomer_assets.lake.partitions import PartitionReplacement
+from kustomer_assets.lake.staging import sweep_staging
+
+ROOT_VARIABLE = "KUSTOMER_DELTA_ROOT"
+"""The setting users change when the root is wrong, named in every `StorageRootError`."""
+
+PROBE_TIMEOUT_SECONDS = 5.0
+"""How long `check()` waits for an object store before calling it unreachable."""
+
+_PROBE_OPTIONS = {
+    "timeout": "4s",
+    "connect_timeout": "2s",
+    "max_retries": "1",
+    "retry_timeout": "4s",
+}
+"""Short client timeouts for the probe only: delta-rs' defaults retry for minutes."""
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class StorageRootError(Exception):
+    """The storage root cannot hold tables; the message says why and what to change."""
+
+
+def _shown_root(root: str) -> str:
+    """The root without user info or query (an Azure SAS token, `key:secret@`), for messages."""
+    if "://" not in root:
+        return root
+    parts = urlsplit(root)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _reason(error: BaseException, secret_values: list[str]) -> str:
+    """The innermost cause of a delta-rs error on one line, with every secret value removed."""
+    lines = [_ANSI.sub("", line).strip(" ↳\t") for line in str(error).splitlines()]
+    text = next((line for line in reversed(lines) if line), type(error).__name__)
+    for value in secret_values:
+        text = text.replace(value, "***")
+    text = re.sub(r"\.\s+", "; ", text).rstrip(". ")
+    return text[:200]
 
 
 class DeltaStore:
-    """Maps table names to URIs under `root` and opens reads and partition replacements."""
+    """Maps table names to URIs under `root` and opens reads and partition replacements.
+
+    Construction never fails on a bad root, so that definitions load and the UI can show the
+    problem; `check()` (called when a run starts) says what is wrong with it.
+    """
 
     def __init__(self, root: str, storage_options: dict[str, str] | None = None) -> None:
         if "://" not in root:
             root = os.path.abspath(os.path.expanduser(root))
-            os.makedirs(root, exist_ok=True)
+            # A convenience for local roots; check() reports a root that cannot be made.
+            with contextlib.suppress(OSError):
+                os.makedirs(root, exist_ok=True)
         self.root = root.rstrip("/")
         self.storage_options = storage_options or None
+        sweep_staging()
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.root or self.root.startswith("file://")
 
     def uri(self, table: str) -> str:
         return f"{self.root}/{table}"
+
+    def check(self) -> None:
+        """Raise `StorageRootError` unless tables can be written under the root: a local root
+        must be (or become) a writable folder; an object store must answer, with the given
+        storage options, within `PROBE_TIMEOUT_SECONDS`. Both write and delete a probe file."""
+        if self.is_local:
+            self._check_folder()
+        else:
+            self._check_object_store()
+
+    def _fail(self, problem: str, remedy: str) -> StorageRootError:
+        return StorageRootError(
+            f"{ROOT_VARIABLE} is '{_shown_root(self.root)}', which {problem}; {remedy}."
+        )
+
+    def _check_folder(self) -> None:
+        folder = Path(urlsplit(self.root).path if "://" in self.root else self.root)
+        change = f"point {ROOT_VARIABLE} at a folder this process can write"
+        if folder.exists() and not folder.is_dir():
+            raise self._fail("is a file, not a folder", f"remove the file or {change}")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+            raise self._fail(f"cannot be created ({reason})", change) from None
+        if not folder.is_dir():
+            raise self._fail("is not a folder", change)
+        probe = folder / f".write-probe-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            with probe.open("xb") as handle:
+                handle.write(b"probe")
+            probe.unlink()
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+            raise self._fail(
+                f"this process cannot write to ({reason})",
+                f"make the folder writable for this user or {change}",
+            ) from None
+
+    def _check_object_store(self) -> None:
+        options = {
+            k: v for k, v in (self.storage_options or {}).items() if k.lower() not in _PROBE_OPTIONS
+        }
+        options.update(_PROBE_OPTIONS)
+        secret_values = sorted(
+            (v for v in (self.storage_options or {}).values() if len(v) >= 4), key=len, reverse=True
+        )
+        outcome: list[BaseException | None] = []
+
+        def probe() -> None:
+            try:
+                handler = DeltaStorageHandler(self.root, options)
+                name = f".write-probe-{os.getpid()}-{secrets.token_hex(4)}"
+                handler.get_file_info([name])
+                stream = handler.open_output_stream(name)
+                stream.write(b"probe")
+                stream.close()
+                handler.delete_file(name)
+                outcome.append(None)
+            except BaseException as error:  # reported to the caller's thread below
+                outcome.append(error)
+
+        # The thread bounds the wait even if a client ignores its timeouts (a black-holed
+        # endpoint); it is a daemon, so a stuck probe never keeps the process alive.
+        thread = threading.Thread(target=probe, name="delta-root-probe", daemon=True)
+        thread.start()
+        thread.join(PROBE_TIMEOUT_SECONDS)
+        remedy = (
+            "check the URI, the endpoint and network access, and the credentials in the "
+            "storage options"
+        )
+        if not outcome:
+            raise self._fail(
+                f"did not answer within {PROBE_TIMEOUT_SECONDS:g} s with the given storage options",
+                remedy,
+            )
+        error = outcome[0]
+        if error is not None:
+            raise self._fail(
+                "could not be reached or written with the given storage options "
+                f"({_reason(error, secret_values)})",
+                remedy,
+            ) from None
 
     def exists(self, table: str) -> bool:
         return DeltaTable.is_deltatable(self.uri(table), storage_options=self.storage_options)
