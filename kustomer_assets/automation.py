@@ -149,11 +149,7 @@ def find_changes(
     if not isinstance(spec.source, SearchSource):
         raise TypeError(f"{spec.name} is not read through search")
     window = client.search_window(spec.source.query_context, since, until, role=spec.role)
-    pages = iter(window)
-    try:
-        page = next(pages, [])
-    finally:
-        pages.close()  # stop the window's paging: no second request
+    page = window.first_page()
     stamps = [
         stamp
         for record in page

@@ -20,6 +20,7 @@ from kustomer_assets.entities import (
     SearchSource,
 )
 from kustomer_assets.kustomer import KustomerClient, KustomerNotFoundError
+from kustomer_assets.kustomer.search import Reconciliation
 from kustomer_assets.records import custom_column_name
 
 EPOCH = "1970-01-01T00:00:00.000Z"
@@ -46,6 +47,8 @@ class WindowFetch:
     reported_total: int | None = None
     records: int = 0
     not_found: int = 0
+    reconciliation: Reconciliation | None = None
+    """How a search window was proven complete (ids or counts) and what changed meanwhile."""
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         for page in self._source_pages():
@@ -62,6 +65,7 @@ class WindowFetch:
             )
             yield from window
             self.reported_total = window.reported_total
+            self.reconciliation = window.reconciliation
         elif isinstance(source, ListSource):
             for page in self.client.iter_list(source.path, page_size=source.page_size, role=role):
                 yield [_with_updated_at(r) for r in page]

@@ -24,6 +24,7 @@ def kustomer_from_env() -> KustomerResource:
         base_url=os.getenv("KUSTOMER_BASE_URL") or None,
         org_requests_per_minute=positive_int_env("KUSTOMER_ORG_REQUESTS_PER_MINUTE", 500),
         search_requests_per_minute=positive_int_env("KUSTOMER_SEARCH_REQUESTS_PER_MINUTE", 50),
+        search_verify=os.getenv("KUSTOMER_SEARCH_VERIFY", "auto"),
         ingest_messages=bool_env("KUSTOMER_INGEST_MESSAGES", True),
         fetch_csat_responses=bool_env("KUSTOMER_FETCH_CSAT_RESPONSES", True),
     )

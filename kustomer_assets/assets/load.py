@@ -17,6 +17,7 @@ from kustomer_assets.entities import EntitySpec, ResponseByIdSource
 from kustomer_assets.extract import WindowFetch
 from kustomer_assets.kustomer import KustomerClient
 from kustomer_assets.lake import DeltaStore, WriteSummary
+from kustomer_assets.records import UNPARSED_COLUMN
 
 BATCH_RECORDS = 5_000
 """Records mapped and staged per batch: bounds memory whatever the size of the history."""
@@ -40,6 +41,17 @@ class WindowLoad:
     duplicates_dropped: int = 0
     rows_outside_window: int = 0
     not_found: int = 0
+    api_count_after: int | None = None
+    """What Kustomer counted for the window when it had been read (records move meanwhile)."""
+    changed_during_run: int = 0
+    refetched: int = 0
+    unaccounted: int = 0
+    verified_by: str = ""
+    unparsed_rows: int = 0
+    """Rows holding a value that did not fit its column, kept as text in `unparsed_values`."""
+    schema_changes: list[str] = field(default_factory=list)
+    """How drifting column types were written (widened, cast, or kept in a sibling column)."""
+    commit_retries: int = 0
     columns: dict[str, str] = field(default_factory=dict)
     delta_version: int | None = None
     resumed: bool = False
@@ -50,6 +62,7 @@ class WindowLoad:
         self.rows_per_day = summary.rows_per_day
         self.duplicates_dropped = summary.duplicates_dropped
         self.rows_outside_window = summary.rows_outside_window
+        self.schema_changes = summary.schema_changes
         result = {
             k: v
             for k, v in self.__dict__.items()
@@ -88,7 +101,9 @@ def load_window(
 
         def stage(force: bool = False) -> None:
             if batch and (force or len(batch) >= BATCH_RECORDS):
-                replacement.add(spec.mapper.frame(batch))
+                frame = spec.mapper.frame(batch)
+                load.unparsed_rows += int(frame[UNPARSED_COLUMN].is_not_null().sum())
+                replacement.add(frame)
                 batch.clear()
 
         for pages, page in enumerate(fetch, start=1):
@@ -119,9 +134,17 @@ def load_window(
                 stage()
         stage(force=True)
         load.reported_total = fetch.reported_total
+        if fetch.reconciliation is not None:
+            rec = fetch.reconciliation
+            load.api_count_after = rec.count_after
+            load.changed_during_run = rec.changed_during_run
+            load.refetched = rec.refetched
+            load.unaccounted = rec.unaccounted
+            load.verified_by = rec.verified_by
         load.records_fetched = fetch.records
         load.not_found = fetch.not_found
         summary = replacement.commit(note=lambda summary: load.note(run, summary))
     load.columns = summary.columns
+    load.commit_retries = summary.commit_retries
     load.delta_version = summary.table_version
     return load

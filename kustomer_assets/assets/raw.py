@@ -8,6 +8,8 @@ its note, so a retried backfill skips the windows its earlier attempt finished.
 """
 
 import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -20,10 +22,12 @@ from kustomer_assets.entities import (
     ResponseByIdSource,
     SearchSource,
 )
-from kustomer_assets.kustomer import KustomerError, KustomerPermissionError
+from kustomer_assets.kustomer import KustomerError, KustomerPermissionError, roles
 from kustomer_assets.kustomer.resource import KustomerResource
+from kustomer_assets.lake import DeltaStore, StorageRootError
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.partitions import daily_partitions
+from kustomer_assets.run_recovery import record_run_worker
 
 # BackfillPolicy is "beta" in 1.13 but is what makes a UI/CLI range one run; the warning would
 # otherwise print once per asset on every code load.
@@ -53,24 +57,28 @@ TOGGLE_VARIABLES = {
 
 def table_schema(spec: EntitySpec, columns: dict[str, str] | None = None) -> dg.TableSchema:
     """Column schema for the UI: the spec's described columns, then any discovered ones."""
-    described = {c.name: c for c in spec.columns}
-    names = list(columns) if columns else [c.name for c in spec.columns]
+    described = spec.mapper.descriptions
+    base = spec.mapper.base_schema
+    names = list(columns) if columns else list(base)
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=name,
-                type=(columns or {}).get(name) or str(described[name].dtype),
-                description=(
-                    described[name].description
-                    if name in described
-                    else "Custom attribute, typed by its name's suffix."
-                    if name.startswith("custom_")
-                    else None
-                ),
+                type=(columns or {}).get(name) or str(base.get(name, "")),
+                description=described.get(name) or _discovered_column(name),
             )
             for name in names
         ]
     )
+
+
+def _discovered_column(name: str) -> str | None:
+    head, sep, kind = name.rpartition("__")
+    if sep and kind in ("float64", "text") and head:
+        return f"Values of `{head}` that its table type cannot hold (read coalesce of both)."
+    if name.startswith("custom_"):
+        return "Custom attribute, typed by its name's suffix."
+    return None
 
 
 def _check_search_horizon(spec: EntitySpec, start: datetime) -> None:
@@ -110,6 +118,7 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         kustomer: KustomerResource,
         lake: DeltaLakeResource,
     ) -> dg.MaterializeResult:
+        record_run_worker(context)  # lets a killed run be told from a live one
         window = context.partition_time_window
         start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
         log = context.log
@@ -120,52 +129,87 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
                 metadata={"dagster/row_count": 0, "skipped": True, "reason": reason}
             )
         _check_search_horizon(spec, start)
-        store = lake.store()
-        # A re-execution of a failed run shares the root run id: windows it finished are kept.
-        run = context.run.tags.get("dagster/root_run_id", context.run.run_id)
-        finished = {
-            note[NOTE_WINDOW]: note for note in store.commit_notes(spec.name, NOTE_RUN, run)
-        }
-        plan = plan_windows(spec, start, end)
-        loads: list[WindowLoad] = []
-        with kustomer.client(logger=log) as client:
-            try:
-                for number, (days, window_start, window_end) in enumerate(plan, start=1):
-                    key = window_key(*days)
-                    if key in finished:
-                        loads.append(WindowLoad.from_note(finished[key]))
-                        log.info("%s %s: written by an earlier attempt, skipped", spec.name, key)
-                        continue
-                    load = load_window(
-                        spec, client, store, days, window_start, window_end, run, log
-                    )
-                    loads.append(load)
-                    log.info(
-                        "%s window %d/%d %s: %d rows (API reported %s); %s; org budget left %s",
-                        spec.name,
-                        number,
-                        len(plan),
-                        key,
-                        load.rows,
-                        load.reported_total,
-                        client.stats.as_dict(),
-                        client.budget.last_remaining,
-                    )
-            except KustomerPermissionError as error:
-                if spec.required:
-                    raise dg.Failure(str(error)) from None
-                log.warning("%s skipped: %s", spec.name, error)
-                return _skipped_result(spec, error, client.stats.as_dict())
-            except KustomerError as error:
-                # Our errors are already redacted and say what to do; drop the chained
-                # httpx exception so no request detail reaches the run log.
-                raise dg.Failure(f"{spec.name}: {error}") from None
-            stats = client.stats.as_dict()
+        with one_sentence_failures(spec.name):
+            store = lake.store()
+            store.check()  # a bad KUSTOMER_DELTA_ROOT fails before any request is spent
+            loads, stats, skipped = _load_windows(spec, context, kustomer, store, start, end)
+        if skipped is not None:
+            return _skipped_result(spec, skipped, stats)
         return dg.MaterializeResult(
             metadata=_metadata(spec, store.uri(spec.name), loads, stats, start, end)
         )
 
     return _entity_asset
+
+
+def _load_windows(
+    spec: EntitySpec,
+    context: dg.AssetExecutionContext,
+    kustomer: KustomerResource,
+    store: DeltaStore,
+    start: datetime,
+    end: datetime,
+) -> tuple[list[WindowLoad], dict[str, int | float], KustomerPermissionError | None]:
+    """Load every window of the run that an earlier attempt did not finish.
+
+    Returns the loads, the client's counters, and the permission error when an optional role
+    is missing (the entity is then skipped, not failed)."""
+    log = context.log
+    # A re-execution of a failed run shares the root run id: windows it finished are kept.
+    run = context.run.tags.get("dagster/root_run_id", context.run.run_id)
+    finished = {note[NOTE_WINDOW]: note for note in store.commit_notes(spec.name, NOTE_RUN, run)}
+    plan = plan_windows(spec, start, end)
+    loads: list[WindowLoad] = []
+    with kustomer.client(logger=log) as client:
+        try:
+            for number, (days, window_start, window_end) in enumerate(plan, start=1):
+                key = window_key(*days)
+                if key in finished:
+                    loads.append(WindowLoad.from_note(finished[key]))
+                    log.info("%s %s: written by an earlier attempt, skipped", spec.name, key)
+                    continue
+                load = load_window(spec, client, store, days, window_start, window_end, run, log)
+                loads.append(load)
+                log.info(
+                    "%s window %d/%d %s: %d rows (API reported %s, %s now; %s changed while "
+                    "paging; verified by %s); %s; budget left %s",
+                    spec.name,
+                    number,
+                    len(plan),
+                    key,
+                    load.rows,
+                    load.reported_total,
+                    load.api_count_after,
+                    load.changed_during_run,
+                    load.verified_by or "-",
+                    client.stats.as_dict(),
+                    client.budget.last_remaining,
+                )
+        except KustomerPermissionError as error:
+            # A missing search role blocks every searched entity, optional ones included.
+            if spec.required or roles.is_required(error.role or ""):
+                raise
+            log.warning("%s skipped: %s", spec.name, error)
+            return loads, client.stats.as_dict(), error
+        return loads, client.stats.as_dict(), None
+
+
+@contextmanager
+def one_sentence_failures(asset: str) -> Iterator[None]:
+    """Turn our errors into a `dg.Failure` whose description is the one sentence that says
+    what to fix, so the UI and the CLI show it first, with the facts as metadata.
+
+    Our errors are already redacted; the chained httpx or delta-rs exception is dropped so no
+    request detail reaches the run log."""
+    try:
+        yield
+    except (KustomerError, StorageRootError) as error:
+        metadata: dict[str, object] = {"error": type(error).__name__}
+        for name in ("status", "method", "endpoint", "role"):
+            value = getattr(error, name, None)
+            if value is not None:
+                metadata[name] = value
+        raise dg.Failure(description=f"{asset}: {error}", metadata=metadata) from None
 
 
 def plan_windows(
@@ -210,6 +254,17 @@ def _metadata(
         "duplicates_dropped": sum(load.duplicates_dropped for load in loads),
         "rows_outside_window": sum(load.rows_outside_window for load in loads),
         "not_found": sum(load.not_found for load in loads),
+        "api_count_after": _sum_or_none(load.api_count_after for load in loads),
+        "changed_during_run": sum(load.changed_during_run for load in loads),
+        "refetched_after_id_check": sum(load.refetched for load in loads),
+        "ids_unaccounted": sum(load.unaccounted for load in loads),
+        "verified_by": ", ".join(sorted({load.verified_by for load in loads if load.verified_by}))
+        or "-",
+        "rows_with_unparsed_values": sum(load.unparsed_rows for load in loads),
+        "schema_changes": dg.MetadataValue.json(
+            sorted({change for load in loads for change in load.schema_changes})
+        ),
+        "commit_retries": sum(load.commit_retries for load in loads),
         "windows": len(loads),
         "windows_resumed": sum(load.resumed for load in loads),
         "delta_version": max((load.delta_version or -1 for load in loads), default=None),
@@ -221,6 +276,11 @@ def _metadata(
         metadata["dagster/column_schema"] = table_schema(spec, columns)
     metadata.update({f"kustomer/{k}": v for k, v in stats.items()})
     return metadata
+
+
+def _sum_or_none(values: Iterable[int | None]) -> int | None:
+    items = list(values)
+    return None if not items or None in items else sum(v or 0 for v in items)
 
 
 def _skipped_result(

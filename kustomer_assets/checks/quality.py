@@ -245,8 +245,8 @@ COMPLETE_VS_API = "complete_vs_api"
 
 
 def complete_vs_api_check(spec: EntitySpec) -> dg.AssetChecksDefinition:
-    """Rows written for a run's window, and rows now in the table for it, equal what the API
-    reported for that window (`api_reported_total`)."""
+    """Every record Kustomer holds for a run's window was read (proven by ids, or by counts that
+    did not move), and the table still holds what the run wrote for those days."""
     asset_key = dg.AssetKey(spec.name)
     kind = spec.kustomer_type.replace("_", " ")
 
@@ -255,11 +255,13 @@ def complete_vs_api_check(spec: EntitySpec) -> dg.AssetChecksDefinition:
         name=COMPLETE_VS_API,
         blocking=False,
         description=(
-            f"Every {kind} Kustomer's search counted for the run's days was stored: the rows "
-            "the latest run wrote, and the rows the table holds now for those days, both equal "
-            "the total the API reported for the window. Fewer rows mean missing "
-            f"{kind}s: re-materialize the days. A window that includes today only warns, since "
-            "records edited while the run pages through today can be counted differently."
+            f"Every {kind} Kustomer holds for the run's days was stored. Counts alone cannot "
+            "tell a lost record from one that an agent changed while the run paged, so the run "
+            "compares ids: after each window it lists the ids Kustomer holds now (or, when the "
+            "count did not move during the run, proves it with that count), re-reads any it "
+            "lacked, and fails if one still cannot be read. This check reports that proof, how "
+            f"many {kind}s changed while the run paged, and whether the table still holds the "
+            "rows the run wrote. A failure means re-materialize the days."
         ),
     )
     def _complete(context: dg.AssetCheckExecutionContext, lake: DeltaLakeResource):
@@ -337,32 +339,56 @@ def _judge_window(
         return stored < expected or (stored > expected and not surplus_ok)
 
     problems: list[str] = []
-    if written != reported:
-        problems.append(f"the run wrote {written} rows but Kustomer reported {reported}")
-    if not rewritten:
-        if differs(in_table, reported):
+    verified_by = metadata.get("verified_by")
+    changed = int(metadata.get("changed_during_run") or 0)
+    if verified_by in (None, "-", ""):
+        # Written before runs proved windows by ids: only the counts can be compared.
+        if written != reported:
+            problems.append(f"the run wrote {written} rows but Kustomer reported {reported}")
+        if not rewritten and differs(in_table, reported):
             problems.append(f"the table holds {in_table} rows for the window, not {reported}")
-    else:
-        written_per_day = metadata.get("rows_per_day") or {}
-        differing = [
-            k
-            for k in day_keys
-            if k not in rewritten and differs(table.get(k, 0), int(written_per_day.get(k, 0)))
-        ]
-        if differing:
-            problems.append(f"days {', '.join(differing)} no longer hold the rows the run wrote")
+    elif int(metadata.get("ids_unaccounted") or 0):
+        problems.append(
+            f"{metadata['ids_unaccounted']} records Kustomer lists for the window were not read"
+        )
+    written_per_day = metadata.get("rows_per_day") or {}
+    differing = [
+        k
+        for k in day_keys
+        if k not in rewritten and differs(table.get(k, 0), int(written_per_day.get(k, 0)))
+    ]
+    if differing and verified_by not in (None, "-", ""):
+        problems.extend(
+            f"the table holds {table.get(k, 0)} rows for {k}, not the "
+            f"{int(written_per_day.get(k, 0))} the run wrote"
+            for k in differing
+        )
     label = f"{start.date()}..{end.date() - timedelta(days=1)}"
+    if problems:
+        description = f"Window {label}: " + "; ".join(problems) + "."
+    elif verified_by in (None, "-", ""):
+        description = f"Window {label}: {reported} {spec.name} reported, written and stored."
+    else:
+        proof = (
+            "every id Kustomer lists for it now was read"
+            if "ids" in str(verified_by)
+            else "Kustomer's count did not move while the run read it"
+        )
+        description = (
+            f"Window {label}: {written} {spec.name} rows written and stored; {proof} "
+            f"({changed} changed while the run paged; Kustomer counted {reported} at the start "
+            f"and {metadata.get('api_count_after')} at the end)."
+        )
     return Verdict(
         passed=not problems,
         severity=severity,
-        description=(
-            f"Window {label}: " + "; ".join(problems) + "."
-            if problems
-            else f"Window {label}: {reported} {spec.name} reported, written and stored."
-        ),
+        description=description,
         metadata={
             **window,
             "api_reported_total": reported,
+            "api_count_after": metadata.get("api_count_after"),
+            "changed_during_run": changed,
+            "verified_by": verified_by or "-",
             "rows_written": written,
             "rows_in_table_for_window": in_table,
             "days_rewritten_since": rewritten,
