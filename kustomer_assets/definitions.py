@@ -7,14 +7,19 @@ import dagster as dg
 
 from kustomer_assets.assets.feedback import feedback
 from kustomer_assets.assets.raw import entity_assets
+from kustomer_assets.assets.removals import removed_records
 from kustomer_assets.automation import schedules, sensors
 from kustomer_assets.checks import freshness_policy, key_check_job, quality_checks, role_checks
 from kustomer_assets.resources import resources_from_env
 
 _freshness = freshness_policy()
-assets = dg.map_asset_specs(
-    lambda spec: spec.replace_attributes(freshness_policy=_freshness), [*entity_assets, feedback]
-)
+assets = [
+    *dg.map_asset_specs(
+        lambda spec: spec.replace_attributes(freshness_policy=_freshness),
+        [*entity_assets, feedback],
+    ),
+    removed_records,  # runs weekly: it carries its own freshness policy
+]
 
 defs = dg.Definitions(
     assets=assets,

@@ -90,6 +90,10 @@ class EntitySpec:
     toggle: str | None = None
     """Name of a `KustomerResource` flag that switches this entity off (e.g. `ingest_messages`)."""
     reference: Reference | None = None
+    by_id_path: str | None = None
+    """`GET` path of one record (`{id}` is replaced), where the API has one. A reconciliation
+    asks it about records search no longer lists: 404 means removed, an answer under another
+    id means merged into that record, the same id means it is still there."""
     mapper: RecordMapper = field(init=False)
 
     @property
@@ -121,6 +125,7 @@ CONVERSATIONS = EntitySpec(
     source=SearchSource("conversation"),
     role=roles.CONVERSATION_READ,
     required=True,
+    by_id_path="/v1/conversations/{id}",
     description=(
         "Every Kustomer conversation (a support case across channels), one row per version: "
         "partition D holds the conversations whose last update fell on UTC day D. Take the "
@@ -192,6 +197,7 @@ CUSTOMERS = EntitySpec(
     role=roles.CUSTOMER_READ,
     required=False,
     reference=Reference("conversations", "customer_id", "/v1/customers/{id}"),
+    by_id_path="/v1/customers/{id}",
     description=(
         "Kustomer customers (the people who contact support), one row per version: partition D "
         "holds customers whose last update fell on UTC day D. Take the latest `updated_at` per "

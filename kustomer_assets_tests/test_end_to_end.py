@@ -237,13 +237,15 @@ def test_definitions_snapshot() -> None:
     defs.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {spec.name for spec in ENTITIES} | {"feedback"}
+    assert keys == {spec.name for spec in ENTITIES} | {"feedback", "removed_records"}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description and node.owners and node.kinds, key
         assert node.freshness_policy is not None, key
         if key.to_user_string() == "feedback":
             assert node.partitions_def is None and node.automation_condition is not None
+        elif key.to_user_string() == "removed_records":
+            assert node.partitions_def is None and node.pools == {"kustomer_api"}
         else:
             assert node.partitions_def is not None
             assert node.backfill_policy == dg.BackfillPolicy.single_run()

@@ -38,8 +38,10 @@ class FeedbackConfig(dg.Config):
         "status and timings, the customer (name, email, locale ...), the assigned agent and "
         "teams, brand and tag names, the ordered transcript, internal notes, CSAT score, "
         "rating and comment, and every conversation and customer custom attribute as a typed "
-        "column. Soft-deleted conversations are excluded. Refreshed after each sync by "
-        "rebuilding only the conversations whose inputs changed."
+        "column. Soft-deleted conversations, and those Kustomer no longer returns "
+        "(`removed_records`), are excluded; a merged customer's conversations show the "
+        "customer it was merged into. Refreshed after each sync by rebuilding only the "
+        "conversations whose inputs changed."
     ),
     metadata={"dagster/column_schema": column_descriptions()},
 )

@@ -46,6 +46,7 @@ from kustomer_assets.lake import DeltaStore
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.partitions import daily_partitions
 from kustomer_assets.records import PARTITION_COLUMN
+from kustomer_assets.removals import REMOVED_RECORDS
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
@@ -535,9 +536,10 @@ def feedback_check() -> dg.AssetChecksDefinition:
         blocking=False,
         description=(
             "Exactly one feedback row per live conversation: every conversation whose latest "
-            "version is not deleted appears once, and nothing else appears (no duplicates, no "
-            "deleted or unknown conversations). Duplicates inflate counts; missing rows hide "
-            "conversations from the analysis."
+            "version is not deleted, and that Kustomer still returns, appears once, and "
+            "nothing else appears (no duplicates, no deleted, removed or unknown "
+            "conversations). Duplicates inflate counts; missing rows hide conversations from "
+            "the analysis."
         ),
     )
     def _one_row(context: dg.AssetCheckExecutionContext, lake: DeltaLakeResource):
@@ -554,6 +556,13 @@ def feedback_check() -> dg.AssetChecksDefinition:
                 .filter(~pl.col("deleted").fill_null(False))
                 .select(pl.col("id").alias("conversation_id"))
             )
+            if store.exists(REMOVED_RECORDS):  # Kustomer no longer returns them
+                removed = store.scan(REMOVED_RECORDS).filter(pl.col("entity") == CONVERSATIONS.name)
+                live = live.join(
+                    removed.select(pl.col("id").alias("conversation_id")),
+                    on="conversation_id",
+                    how="anti",
+                )
         else:
             live = pl.LazyFrame(schema={"conversation_id": pl.Utf8})
         rows = store.scan(FEEDBACK_TABLE).group_by("conversation_id").agg(pl.len().alias("rows"))

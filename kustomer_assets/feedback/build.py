@@ -3,6 +3,12 @@
 Each raw table keeps every version of a record; the current state is the latest `updated_at`
 per id. Every read filters on the conversation ids being built first, so an incremental build
 of a few hundred conversations reads a few hundred conversations' rows, not years of history.
+
+Records Kustomer no longer returns (`removed_records`) are left out: a removed conversation has
+no row, removed messages and notes leave its transcript and notes, a removed customer's profile
+is not joined, and a conversation whose customer was merged into another shows the survivor
+(its id and profile) -- what Kustomer's re-pointed version of the conversation will say once a
+sync brings it, so the row does not change again when it arrives.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import dagster as dg
 import polars as pl
 
 from kustomer_assets.lake import DeltaStore
+from kustomer_assets.removals import REMOVED_RECORDS
 
 FEEDBACK = "feedback"
 
@@ -57,7 +64,7 @@ DESCRIPTIONS = {
     "direction": "in: started by the customer; out: by an agent.",
     "priority": "Priority 1 (lowest) to 5 (urgent).",
     "subject": "Conversation name / subject line.",
-    "customer_id": "Kustomer customer id.",
+    "customer_id": "Kustomer customer id (the survivor when that customer was merged).",
     "customer_name": "Customer's full name.",
     "customer_email": "Customer's first email address.",
     "customer_locale": "Customer's locale.",
@@ -104,6 +111,34 @@ def current(store: DeltaStore, table: str, ids: Collection[str] | None = None, o
     return frame.sort("updated_at", "id").group_by("id", maintain_order=True).last()
 
 
+def removed_ids(store: DeltaStore, entity: str) -> pl.LazyFrame | None:
+    """Ids of `entity` that Kustomer no longer returns (deleted or merged away)."""
+    if not store.exists(REMOVED_RECORDS):
+        return None
+    return store.scan(REMOVED_RECORDS).filter(pl.col("entity") == entity).select("id")
+
+
+def _without_removed(store: DeltaStore, frame: pl.LazyFrame, entity: str) -> pl.LazyFrame:
+    removed = removed_ids(store, entity)
+    return frame if removed is None else frame.join(removed, on="id", how="anti")
+
+
+def _surviving_customer(store: DeltaStore, frame: pl.LazyFrame) -> pl.LazyFrame:
+    """`customer_id` of merged customers replaced by the customer they were merged into."""
+    if not store.exists(REMOVED_RECORDS):
+        return frame
+    survivors = (
+        store.scan(REMOVED_RECORDS)
+        .filter((pl.col("entity") == "customers") & pl.col("merged_into_id").is_not_null())
+        .select(pl.col("id").alias("customer_id"), pl.col("merged_into_id").alias("_survivor"))
+    )
+    return (
+        frame.join(survivors, on="customer_id", how="left")
+        .with_columns(pl.coalesce("_survivor", "customer_id").alias("customer_id"))
+        .drop("_survivor")
+    )
+
+
 def _live(frame: pl.LazyFrame) -> pl.LazyFrame:
     columns = frame.collect_schema().names()
     if "deleted" in columns:
@@ -124,7 +159,8 @@ def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) 
     conversations = current(store, "conversations", conversation_ids)
     if conversations is None:
         return pl.DataFrame()
-    conversations = _live(conversations)
+    conversations = _live(_without_removed(store, conversations, "conversations"))
+    conversations = _surviving_customer(store, conversations)
     base = conversations.select(
         *[pl.col(src).alias(dst) for src, dst in CONVERSATION_COLUMNS.items()],
         pl.col("tag_ids"),
@@ -154,7 +190,7 @@ def _join_customers(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> p
     customers = current(store, "customers", ids)
     if customers is None:
         return frame.with_columns(pl.lit(None, pl.Utf8).alias(c) for c in CUSTOMER_COLUMNS.values())
-    customers = customers.select(
+    customers = _without_removed(store, customers, "customers").select(
         pl.col("id").alias("customer_id"),
         pl.col("name").alias("customer_name"),
         pl.col("emails").list.first().alias("customer_email"),
@@ -227,7 +263,7 @@ def _join_messages(
     ]
     if messages is None:
         return frame.with_columns(empty)
-    messages = _live(messages)
+    messages = _live(_without_removed(store, messages, "messages"))
     if users is not None:
         messages = messages.join(
             users.select(pl.col("id").alias("sent_by_user_id"), pl.col("name").alias("_agent")),
@@ -276,7 +312,7 @@ def _join_notes(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.La
     if notes is None:
         return frame.with_columns(pl.lit(None, pl.Utf8).alias("internal_notes_text"))
     per_conversation = (
-        _live(notes)
+        _live(_without_removed(store, notes, "notes"))
         .sort("conversation_id", "created_at", "id")
         .group_by("conversation_id", maintain_order=True)
         .agg(pl.col("body").drop_nulls().str.join("\n\n").alias("internal_notes_text"))

@@ -7,6 +7,10 @@ files now. Rows in files that appeared or disappeared are the changes -- but onl
 (a rerun, a snapshot list re-read every day) changes files, not data. This is exact for
 backfills of old days too: they add and remove files like any other write.
 
+`removed_records` is one more input: a record marked (or un-marked) there rebuilds the
+conversations it belongs to, and a customer marked as merged also rebuilds the conversations
+of the customers merged into it when its profile changes, since they show that profile.
+
 Why the table's own commit history and not a side file: the state then moves atomically with
 the data it describes; a build that dies before committing leaves the previous state in place.
 """
@@ -22,6 +26,7 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from kustomer_assets.lake import DeltaStore
+from kustomer_assets.removals import REMOVED_RECORDS
 
 NOTE_INPUTS = "kustomer_assets.feedback_inputs"
 
@@ -42,7 +47,12 @@ INDIRECT_LINKS = {
 }
 """Inputs whose changed ids are found on conversations: (conversation column, is a list)."""
 
-INPUTS = (*DIRECT_LINKS, *INDIRECT_LINKS)
+INPUTS = (*DIRECT_LINKS, *INDIRECT_LINKS, REMOVED_RECORDS)
+
+ROW_KEYS = {REMOVED_RECORDS: ("entity", "id", "merged_into_id")}
+"""What identifies one row's data, where it is not a record version `(id, updated_at)`: a
+removal is the same while its entity, id and survivor are (its timestamps do not reach
+feedback)."""
 
 
 @dataclass
@@ -120,27 +130,36 @@ def changed_rows(
         except Exception:  # the log entry was cleaned up
             return None
     link = DIRECT_LINKS.get(table, "id")
-    columns = sorted(
-        {"id", "updated_at", link} | ({"sent_by_user_id"} if table == "messages" else set())
-    )
+    key = list(ROW_KEYS.get(table, ("id", "updated_at")))
+    columns = sorted({*key, link} | ({"sent_by_user_id"} if table == "messages" else set()))
     added = _read_files(new_files - old_files, columns)
     removed = _read_files(old_files - new_files, columns)
     if added is None or removed is None:
         return None
     if added.is_empty() or removed.is_empty():
         return added if removed.is_empty() else removed
-    key = ["id", "updated_at"]
     return pl.concat(
-        [added.join(removed, on=key, how="anti"), removed.join(added, on=key, how="anti")],
+        [
+            added.join(removed, on=key, how="anti", nulls_equal=True),
+            removed.join(added, on=key, how="anti", nulls_equal=True),
+        ],
         how="diagonal_relaxed",
     )
 
 
 def conversations_touched(store: DeltaStore, table: str, rows: pl.DataFrame) -> set[str]:
+    if table == REMOVED_RECORDS:
+        return _conversations_of_removals(store, rows)
     if table in DIRECT_LINKS:
         return set(rows[DIRECT_LINKS[table]].drop_nulls().to_list())
     column, is_list = INDIRECT_LINKS[table]
     ids = rows["id"].drop_nulls().unique().to_list()
+    if table == "customers" and store.exists(REMOVED_RECORDS):
+        # Conversations of customers merged into a changed one show its profile.
+        merged = store.scan(REMOVED_RECORDS).filter(
+            (pl.col("entity") == "customers") & pl.col("merged_into_id").is_in(ids)
+        )
+        ids += merged.select("id").collect()["id"].to_list()
     if not store.exists("conversations"):
         return set()
     match = (
@@ -153,6 +172,23 @@ def conversations_touched(store: DeltaStore, table: str, rows: pl.DataFrame) -> 
         # Agents' names are the transcript's speakers too.
         senders = store.scan("messages").filter(pl.col("sent_by_user_id").is_in(ids))
         touched |= set(senders.select("conversation_id").collect()["conversation_id"].to_list())
+    return touched
+
+
+def _conversations_of_removals(store: DeltaStore, rows: pl.DataFrame) -> set[str]:
+    """Conversations a changed removal reaches: the conversation itself, the conversation of a
+    message or note, the conversations of a customer (any version of ours pointed at them)."""
+    touched: set[str] = set()
+    for (entity,), removals in rows.group_by("entity"):
+        ids = removals["id"].drop_nulls().unique().to_list()
+        link = DIRECT_LINKS.get(str(entity))
+        if link == "id":
+            touched |= set(ids)
+        elif link is not None and store.exists(str(entity)):
+            children = store.scan(str(entity)).filter(pl.col("id").is_in(ids))
+            touched |= set(children.select(link).collect()[link].drop_nulls().to_list())
+        elif entity in INDIRECT_LINKS:
+            touched |= conversations_touched(store, str(entity), removals.select("id"))
     return touched
 
 

@@ -148,6 +148,12 @@ class SearchWindow:
         self.reported_total = page.total
         return run._fresh(page.records)
 
+    def count(self) -> int | None:
+        """How many records Kustomer holds for the window now (one request, page size 1), or
+        None when it reports no total: what a listing is sized by before it pages, so that
+        no listing runs into the deep-paging wall."""
+        return _WindowRun(self._client, self)._count(self.start, self.end)
+
     def list_ids(self) -> list[str]:
         """Ids Kustomer lists for the window now (`idsOnly` pages, split at the deep-paging
         wall): the cheap listing a reconciliation of hard deletes compares a table with."""
