@@ -180,6 +180,7 @@ CONVERSATIONS = EntitySpec(
         attr("reopen_count", "reopenCount", pl.Int64, "Times reopened after done."),
         attr("ended", "ended", pl.Boolean, "Whether the conversation has ended."),
         attr("ended_at", "endedAt", TIMESTAMP, "When it ended."),
+        attr("ended_reason", "endedReason", pl.Utf8, "Why it ended, as Kustomer records it."),
         attr("external_id", "externalId", pl.Utf8, "Id in the system that created it, if any."),
         attr("deleted", "deleted", pl.Boolean, "Soft-deleted in Kustomer."),
         attr("rev", "rev", pl.Int64, "Kustomer's revision counter."),

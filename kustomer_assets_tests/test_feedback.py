@@ -15,6 +15,7 @@ from kustomer_assets.emulator.dataset import ms_to_iso
 from kustomer_assets.feedback.build import build_feedback
 from kustomer_assets.lake import DeltaStore
 from kustomer_assets.lake.resource import DeltaLakeResource
+from kustomer_assets.records import parse_timestamp
 from kustomer_assets_tests.conftest import Lake, day_range, emulator_config, materialize_range
 from kustomer_assets_tests.conftest import resources as raw_resources
 
@@ -83,7 +84,18 @@ def test_one_row_per_live_conversation_with_the_truths_values(loaded) -> None:
             teams[t]["attributes"]["name"] for t in a["assignedTeams"]
         ]
         assert row["tag_names"] == [tags[t]["attributes"]["name"] for t in a["tags"]]
-        assert row["csat_score"] == float(a["satisfaction"])
+        assert row["csat_score"] == (float(a["satisfaction"]) if a["satisfaction"] else None)
+        assert row["reopen_count"] == a["reopenCount"]
+        assert row["ended_reason"] == a.get("endedReason")
+        first = a.get("firstResponse") or {}
+        if first.get("time") is not None:
+            assert row["first_response_minutes"] == pytest.approx(first["time"] / 60_000)
+        if (a.get("lastDone") or {}).get("createdAt"):
+            done = parse_timestamp(a["lastDone"]["createdAt"])
+            began = parse_timestamp(a["createdAt"])
+            assert row["resolution_minutes"] == pytest.approx((done - began).total_seconds() / 60)
+        else:
+            assert row["resolution_minutes"] is None
         level = a.get("satisfactionLevel") or {}
         if level.get("formResponse"):
             answers = responses[level["formResponse"]]["attributes"]["answers"]
@@ -100,6 +112,13 @@ def test_one_row_per_live_conversation_with_the_truths_values(loaded) -> None:
         assert row["message_count_in"] == sum(
             m["attributes"]["direction"] == "in" for m in expected
         )
+        inbound = [
+            m["attributes"]["preview"] for m in expected if m["attributes"]["direction"] == "in"
+        ]
+        assert row["customer_text"] == ("\n".join(inbound) or None)
+        if expected:
+            assert row["last_message_direction"] == expected[-1]["attributes"]["direction"]
+            assert row["last_message_at"] == parse_timestamp(expected[-1]["attributes"]["sentAt"])
         custom = a.get("custom") or {}
         if "orderIdStr" in custom:
             assert row["conversation_custom_order_id_str"] == custom["orderIdStr"]
@@ -233,3 +252,44 @@ def test_feedback_is_requested_after_its_inputs_change_with_partial_history() ->
         load("messages", days=1)
         count, _ = requested(cursor)
         assert count == 1
+
+
+def test_the_ui_schema_is_the_written_one_with_types_and_custom_columns(loaded) -> None:
+    _, lake, metadata = loaded
+    schema = metadata["dagster/column_schema"]
+    written = lake.table("feedback").schema
+    by_name = {c.name: c for c in schema.columns}
+    assert list(by_name) == list(written)
+    assert by_name["csat_score"].type == "Float64"
+    assert by_name["transcript"].type.startswith("List(Struct")
+    custom = [name for name in by_name if name.startswith("conversation_custom_")]
+    assert custom and all(by_name[name].description for name in custom)
+    assert all(c.description for c in schema.columns), [
+        c.name for c in schema.columns if not c.description
+    ]
+
+
+def test_a_build_before_its_inputs_warns_and_fails_the_inputs_check(tmp_path) -> None:
+    """Only conversations loaded: feedback still builds, and its check names what is missing."""
+    from kustomer_assets.checks.quality import FEEDBACK_INPUTS_LOADED, feedback_inputs_check
+    from kustomer_assets.feedback.incremental import INPUTS
+
+    lake = Lake(tmp_path / "delta")
+    conversations = [a for a in entity_assets if a.key.path[-1] == "conversations"]
+    check = feedback_inputs_check(INPUTS)
+    with Emulator(emulator_config(days=3)) as server, dg.instance_for_test() as instance:
+        first, last = day_range(2)
+        res = raw_resources(server.base_url, lake)
+        materialize_range(conversations, first, last, res, instance=instance)
+        result = dg.materialize(
+            [feedback, check],
+            resources={"lake": res["lake"]},
+            instance=instance,
+            selection=[feedback.key],
+        )
+    metadata = result.asset_materializations_for_node("feedback")[0].metadata
+    assert "messages" in metadata["inputs_absent"].value
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == FEEDBACK_INPUTS_LOADED and not evaluation.passed
+    assert "messages" in (evaluation.description or "")
+    assert "conversations" not in evaluation.metadata["never_loaded"].value

@@ -5,8 +5,13 @@ import time
 import dagster as dg
 
 from kustomer_assets.assets.raw import OWNERS
-from kustomer_assets.entities import CONVERSATIONS
-from kustomer_assets.feedback.build import FEEDBACK, build_feedback, column_descriptions
+from kustomer_assets.entities import CONVERSATIONS, ENTITIES_BY_NAME
+from kustomer_assets.feedback.build import (
+    FEEDBACK,
+    build_feedback,
+    column_descriptions,
+    written_schema,
+)
 from kustomer_assets.feedback.incremental import INPUTS, find_changes, merge_changes, write_full
 from kustomer_assets.lake.resource import DeltaLakeResource
 
@@ -48,6 +53,12 @@ class FeedbackConfig(dg.Config):
 def feedback(context: dg.AssetExecutionContext, config: FeedbackConfig, lake: DeltaLakeResource):
     started = time.monotonic()
     store = lake.store()
+    absent = [t for t in INPUTS if t in ENTITIES_BY_NAME and not store.exists(t)]
+    if absent:
+        context.log.warning(
+            "feedback: %s not loaded yet; their columns stay empty until they are",
+            ", ".join(absent),
+        )
     changes = find_changes(store, FEEDBACK)
     full = config.full_rebuild or changes.full
     if full:
@@ -68,8 +79,13 @@ def feedback(context: dg.AssetExecutionContext, config: FeedbackConfig, lake: De
         if store.exists(FEEDBACK)
         else 0
     )
+    metadata: dict[str, object] = {}
+    if store.exists(FEEDBACK):
+        metadata["dagster/column_schema"] = written_schema(store.scan(FEEDBACK).collect_schema())
     return dg.MaterializeResult(
         metadata={
+            **metadata,
+            "inputs_absent": absent,
             "dagster/row_count": total,
             "mode": "full" if full else "incremental",
             "conversations_rebuilt": rebuilt,

@@ -42,6 +42,7 @@ from kustomer_assets.entities import (
     EntitySpec,
     SearchSource,
 )
+from kustomer_assets.feedback.incremental import INPUTS as FEEDBACK_INPUT_TABLES
 from kustomer_assets.lake import DeltaStore
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.partitions import daily_partitions
@@ -599,6 +600,51 @@ def feedback_check() -> dg.AssetChecksDefinition:
     return _one_row
 
 
+FEEDBACK_INPUTS_LOADED = "inputs_loaded"
+
+
+def feedback_inputs_check(inputs: Iterable[str]) -> dg.AssetChecksDefinition:
+    """Every raw table `feedback` joins has been loaded (or was skipped on purpose)."""
+    names = [name for name in inputs if name in ENTITIES_BY_NAME]
+
+    @dg.asset_check(
+        asset=FEEDBACK_KEY,
+        name=FEEDBACK_INPUTS_LOADED,
+        blocking=False,
+        description=(
+            "Every raw table feedback joins (conversations, messages, customers, agents, teams, "
+            "tags, notes, CSAT, brands) has been materialized at least once, or was skipped on "
+            "purpose (a missing optional role, a toggle). Built before its inputs exist, "
+            "feedback has rows with no transcript, no agent and no customer: this check names "
+            "the input to load first."
+        ),
+    )
+    def _inputs_loaded(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        never, skipped = [], {}
+        for name in names:
+            event = context.instance.get_latest_materialization_event(dg.AssetKey(name))
+            materialization = event.asset_materialization if event else None
+            if materialization is None:
+                never.append(name)
+            elif (value := materialization.metadata.get("skipped")) and value.value:
+                reason = materialization.metadata.get("reason")
+                skipped[name] = str(reason.value) if reason else "skipped"
+        return dg.AssetCheckResult(
+            passed=not never,
+            description=(
+                f"feedback was built before {', '.join(never)} had ever been loaded: materialize "
+                f"{'it' if len(never) == 1 else 'them'} (the same days as conversations), then "
+                "feedback again."
+                if never
+                else f"All {len(names)} inputs loaded"
+                + (f"; skipped on purpose: {', '.join(sorted(skipped))}." if skipped else ".")
+            ),
+            metadata={"never_loaded": never, "skipped": skipped},
+        )
+
+    return _inputs_loaded
+
+
 # ----------------------------------------------------------------------------- all of them
 
 
@@ -623,5 +669,6 @@ def quality_checks(
     checks += [reference_check(rule) for rule in reference_rules(present)]
     if FEEDBACK_KEY in keys and dg.AssetKey(CONVERSATIONS.name) in keys:
         checks.append(feedback_check())
+        checks.append(feedback_inputs_check(FEEDBACK_INPUT_TABLES))
     checks += [partition_fresh_check(dg.AssetKey(spec.name), freshness) for spec in present]
     return checks

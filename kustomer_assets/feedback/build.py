@@ -36,6 +36,8 @@ CONVERSATION_COLUMNS = {
     "priority": "priority",
     "name": "subject",
     "customer_id": "customer_id",
+    "reopen_count": "reopen_count",
+    "ended_reason": "ended_reason",
 }
 
 CUSTOMER_COLUMNS = {
@@ -82,14 +84,34 @@ DESCRIPTIONS = {
     "transcript": "Messages in order: sent_at, direction, speaker (customer or agent name), text.",
     "transcript_text": "The transcript as 'speaker: text' lines, for full-text search.",
     "internal_notes_text": "Internal notes (not seen by the customer), oldest first.",
-    "csat_score": "CSAT score Kustomer keeps on the conversation (0 when unrated).",
+    "first_response_minutes": (
+        "Minutes from the conversation's start to the first agent reply (Kustomer's "
+        "firstResponse.time)."
+    ),
+    "first_response_business_minutes": (
+        "The same within the org's business hours (firstResponse.businessTime), where Kustomer "
+        "computes it."
+    ),
+    "resolution_minutes": (
+        "Minutes from the start to when it was last marked done (lastDone); null while open."
+    ),
+    "reopen_count": "Times the conversation was reopened after being done.",
+    "ended_reason": "Why it ended, as Kustomer records it.",
+    "last_message_at": "When the latest message was sent (from the messages table).",
+    "last_message_direction": "in (the customer wrote last) or out (an agent did).",
+    "customer_text": (
+        "Only what the customer wrote: the inbound messages' text in order, one per line, "
+        "ready for sentiment or topic models (Kustomer's preview of each message)."
+    ),
+    "csat_score": "CSAT score Kustomer keeps on the conversation; null when unrated (never 0).",
     "csat_rating": "CSAT rating the customer gave.",
     "csat_comment": "CSAT free-text comment.",
 }
 
 
 def column_descriptions() -> dg.TableSchema:
-    """The documented columns, for the Dagster UI; custom attributes follow them."""
+    """The documented columns, for the Dagster UI before the first build; once built, the
+    materialization carries `written_schema` (real types, every custom column)."""
     return dg.TableSchema(
         columns=[dg.TableColumn(name, description=text) for name, text in DESCRIPTIONS.items()]
         + [
@@ -97,6 +119,31 @@ def column_descriptions() -> dg.TableSchema:
                 "conversation_custom_* / customer_custom_*",
                 description="Every custom attribute, typed by its Kustomer suffix.",
             )
+        ]
+    )
+
+
+def written_schema(schema: pl.Schema) -> dg.TableSchema:
+    """The table as written: every column with its polars type and what it holds."""
+
+    def describe(name: str) -> str:
+        if name in DESCRIPTIONS:
+            return DESCRIPTIONS[name]
+        for prefix, owner in (
+            ("conversation_custom_", "conversation"),
+            ("customer_custom_", "customer"),
+        ):
+            if name.startswith(prefix):
+                return (
+                    f"The {owner}'s custom attribute `{name.removeprefix(owner + '_')}`, typed by "
+                    "its Kustomer suffix."
+                )
+        return ""
+
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, type=str(dtype), description=describe(name))
+            for name, dtype in schema.items()
         ]
     )
 
@@ -167,7 +214,15 @@ def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) 
         pl.col("assigned_user_ids"),
         pl.col("assigned_team_ids"),
         pl.col("brand_id"),
-        pl.col("satisfaction_score").alias("csat_score"),
+        # Kustomer keeps 0 on unrated conversations: a 0 would drag every average down.
+        pl.when(pl.col("satisfaction_score") != 0)
+        .then(pl.col("satisfaction_score"))
+        .alias("csat_score"),
+        (pl.col("first_response_time") / 60_000).alias("first_response_minutes"),
+        (pl.col("first_response_business_time") / 60_000).alias("first_response_business_minutes"),
+        ((pl.col("last_done_at") - pl.col("created_at")).dt.total_milliseconds() / 60_000)
+        .cast(pl.Float64)
+        .alias("resolution_minutes"),
         pl.col("satisfaction_rating").alias("conversation_satisfaction_rating"),
         *_renamed_custom(conversations, "conversation"),
     ).collect()
@@ -260,6 +315,9 @@ def _join_messages(
         pl.lit(None, pl.Utf8).alias("first_inbound_message_text"),
         pl.lit(None, pl.List(TRANSCRIPT_ENTRY)).alias("transcript"),
         pl.lit(None, pl.Utf8).alias("transcript_text"),
+        pl.lit(None, pl.Utf8).alias("customer_text"),
+        pl.lit(None, pl.Datetime("us", "UTC")).alias("last_message_at"),
+        pl.lit(None, pl.Utf8).alias("last_message_direction"),
     ]
     if messages is None:
         return frame.with_columns(empty)
@@ -299,11 +357,18 @@ def _join_messages(
             (pl.col("_speaker") + pl.lit(": ") + pl.col("preview_text").fill_null(""))
             .str.join("\n")
             .alias("transcript_text"),
+            pl.col("preview_text")
+            .filter((pl.col("direction") == "in") & pl.col("preview_text").is_not_null())
+            .str.join("\n")
+            .alias("customer_text"),
+            pl.col("_at").last().alias("last_message_at"),
+            pl.col("direction").last().alias("last_message_direction"),
         )
     )
     return frame.join(per_conversation, on="conversation_id", how="left").with_columns(
         pl.col("message_count_in").fill_null(0),
         pl.col("message_count_out").fill_null(0),
+        pl.when(pl.col("customer_text") != "").then(pl.col("customer_text")).alias("customer_text"),
     )
 
 
