@@ -11,6 +11,8 @@ from kustomer_assets.assets.removals import removed_records
 from kustomer_assets.automation import schedules, sensors
 from kustomer_assets.checks import freshness_policy, key_check_job, quality_checks, role_checks
 from kustomer_assets.resources import resources_from_env
+from kustomer_assets.run_recovery import killed_run_sensor
+from kustomer_assets.webhooks.sensor import kustomer_webhook_events
 
 _freshness = freshness_policy()
 assets = [
@@ -30,6 +32,6 @@ defs = dg.Definitions(
     asset_checks=[*quality_checks(assets), *role_checks],
     jobs=[key_check_job],
     schedules=schedules,
-    sensors=sensors,
+    sensors=[*sensors, killed_run_sensor, kustomer_webhook_events],
     resources=resources_from_env(),
 )

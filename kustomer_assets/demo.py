@@ -29,7 +29,23 @@ telemetry:
 concurrency:
   pools:
     default_limit: 1
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 30
+run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
 """
+"""The demo's dagster.yaml, also the recommended instance config (README "When a run is
+killed"). One slot per pool: runs calling Kustomer (pool `kustomer_api`) queue, not race.
+`run_monitoring` fails runs stuck starting and frees the pool slots of runs that ended without
+releasing them; with a DefaultRunLauncher it cannot see a dead worker, which is what the
+`kustomer_killed_runs` sensor (`run_recovery`) is for. `run_retries` re-executes a failed run
+from failure (Dagster's default strategy) when its worker crashed; asset failures are not
+retried (`retry_on_asset_or_op_failure: false`): the client already retries what is transient,
+and a missing role or a bad setting fails the same way twice."""
 
 DEMO_LIMITS = {"org_rate_limit": 6000, "search_rate_limit": 600}
 
@@ -111,8 +127,8 @@ def table_summary(delta_root: Path) -> pl.DataFrame:
 
 
 def prepare_home(paths: DemoPaths) -> None:
-    """A Dagster instance folder for the demo: telemetry off (the machine may be offline), and
-    one slot per pool, so runs calling Kustomer (pool `kustomer_api`) queue, not race."""
+    """A Dagster instance folder for the demo, with `INSTANCE_YAML`; telemetry is off since
+    the machine may be offline."""
     paths.dagster_home.mkdir(parents=True, exist_ok=True)
     config = paths.dagster_home / "dagster.yaml"
     if not config.exists():
