@@ -5,6 +5,8 @@ finalization of yesterday, and the automation-condition sensor that refreshes `f
   search per searched entity asks Kustomer what changed since the cursor, and requests a run
   for each UTC day those records now sit on. Its first tick has nothing to compare with: it
   requests the last KUSTOMER_FIRST_SYNC_DAYS days (default 7) of every raw table as one run.
+  While Kustomer webhook events keep arriving it skips its searches (`webhooks/backoff.py`):
+  the `kustomer_webhook_events` sensor requests those runs instead.
 - `finalize_yesterday` (schedule, 02:00 UTC): reloads yesterday's partition of every raw table
   once the day is closed, which also catches what the sensor cannot see: list-only tables
   (agents, teams, tags ...) and records Kustomer's search indexed late.
@@ -30,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -47,6 +50,7 @@ from kustomer_assets.kustomer.errors import iso_ms
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.partitions import daily_partitions
 from kustomer_assets.records import parse_timestamp
+from kustomer_assets.webhooks.backoff import polling_rest_reason
 
 ENV_FIRST_SYNC_DAYS = "KUSTOMER_FIRST_SYNC_DAYS"
 ENV_SENSOR_INTERVAL = "KUSTOMER_SENSOR_INTERVAL_SECONDS"
@@ -242,10 +246,12 @@ def build_kustomer_changes_sensor(
     max_day_runs: int | None = None,
     default_status: dg.DefaultSensorStatus | None = None,
     clock: Callable[[], datetime] = _utc_now,
+    webhook_store: Path | None = None,
 ) -> dg.SensorDefinition:
     """The `kustomer_changes` sensor; arguments default to the environment (see module doc).
 
-    `clock` is the sensor's "now" (tests pass the emulator's clock).
+    `clock` is the sensor's "now" (tests pass the emulator's clock); `webhook_store` is the
+    webhook event log's folder (default: `webhooks.store.webhook_store_folder()`).
     """
     interval = minimum_interval_seconds or positive_int_env(
         ENV_SENSOR_INTERVAL, DEFAULT_SENSOR_INTERVAL
@@ -282,6 +288,10 @@ def build_kustomer_changes_sensor(
                 f"kustomer_changes cursor {context.cursor!r} is not a timestamp; reset the "
                 "sensor's cursor in the UI (the next tick then loads the look-back days again)."
             )
+        # Webhooks bring the changes for now; the cursor stays, so the next search covers all.
+        resting = polling_rest_reason(now, seen, folder=webhook_store)
+        if resting is not None:
+            return dg.SkipReason(resting)
         # The cursor is the newest updatedAt seen: ask for strictly newer (ms precision).
         since = seen + timedelta(milliseconds=1)
         changes: list[EntityChanges] = []

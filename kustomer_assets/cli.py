@@ -32,6 +32,26 @@ def _check(args: argparse.Namespace) -> None:
     raise SystemExit(run_command())
 
 
+def _resume(args: argparse.Namespace) -> None:
+    import dagster as dg
+
+    from kustomer_assets.run_recovery import resume_from_failure
+
+    with dg.DagsterInstance.get() as instance:
+        try:
+            result = resume_from_failure(instance, args.run_id)
+        except ValueError as error:
+            raise SystemExit(f"kustomer-assets resume: {error}") from None
+        print(f"Run {result.run_id}: {'succeeded' if result.success else 'failed'}")
+        raise SystemExit(0 if result.success else 1)
+
+
+def _webhooks(args: argparse.Namespace) -> None:
+    from kustomer_assets.webhooks.receiver import run_command as serve_webhooks
+
+    raise SystemExit(serve_webhooks(host=args.host, port=args.port, store_folder=args.store))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kustomer-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +85,29 @@ def build_parser() -> argparse.ArgumentParser:
         "the environment and probes each role with one small request.",
     )
     check.set_defaults(run=_check)
+
+    resume = commands.add_parser(
+        "resume",
+        help="re-execute a failed or killed run from failure (runs started by the CLI)",
+        description="Fails the run first if it is still STARTED but its worker on this host is "
+        "gone, then re-executes it from failure in this process: windows the run committed "
+        "are kept. Reads DAGSTER_HOME and the same KUSTOMER_* variables as the run.",
+    )
+    resume.add_argument("run_id")
+    resume.set_defaults(run=_resume)
+
+    webhooks = commands.add_parser(
+        "webhooks",
+        help="receive Kustomer outbound webhooks into the event log the "
+        "kustomer_webhook_events sensor reads (a second process beside the webserver)",
+        description="Reads KUSTOMER_WEBHOOK_SECRET (required; the webhook's custom header "
+        "must carry it), KUSTOMER_WEBHOOK_HEADER and KUSTOMER_WEBHOOK_STORE or "
+        "KUSTOMER_DELTA_ROOT. Plain HTTP: put a TLS reverse proxy in front of it.",
+    )
+    webhooks.add_argument("--host", default="127.0.0.1")
+    webhooks.add_argument("--port", type=int, default=8756)
+    webhooks.add_argument("--store", default=None, help="event log folder (overrides the env)")
+    webhooks.set_defaults(run=_webhooks)
     return parser
 
 

@@ -18,7 +18,7 @@ import gc
 import threading
 import time
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -350,6 +350,12 @@ class Dataset:
     # ids is the only way a client can notice either, so tests need the ground truth.
     hard_deleted: dict[str, list[str]] = field(default_factory=dict, repr=False)
     merged: dict[str, str] = field(default_factory=dict, repr=False)
+    # Called as listener(action, type, new record, previous record or None) each time a
+    # mutation stores a record ("create" / "update"); the emulator's outbound webhooks. They
+    # run under `lock`, so they must only hand the records on (records are copy-on-write).
+    listeners: list[Callable[[str, str, dict[str, Any], dict[str, Any] | None], None]] = field(
+        default_factory=list, repr=False
+    )
 
     # -- clock -----------------------------------------------------------------------------
 
@@ -392,6 +398,12 @@ class Dataset:
             return [recs[i] for i in ids if i in recs]
 
     # -- mutations -------------------------------------------------------------------------
+
+    def _emit(
+        self, action: str, type_: str, new: dict[str, Any], old: dict[str, Any] | None = None
+    ) -> None:
+        for listener in self.listeners:
+            listener(action, type_, new, old)
 
     def _stamp(self, previous: str | None) -> int:
         """A fresh ms timestamp: now, but strictly after the record's previous updatedAt."""
@@ -441,9 +453,11 @@ class Dataset:
             chosen = self._choose(type_, n, ids)
             rng = self._mut_rng
             for id_ in chosen:
-                new = self._touch(self.records[type_][id_])
+                old = self.records[type_][id_]
+                new = self._touch(old)
                 _apply_change(rng, type_, new, self)
                 self.records[type_][id_] = new
+                self._emit("update", type_, new, old)
             self.version += 1
             return chosen
 
@@ -452,7 +466,8 @@ class Dataset:
         with self.lock:
             chosen = self._choose(type_, n, ids)
             for id_ in chosen:
-                new = self._touch(self.records[type_][id_])
+                old = self.records[type_][id_]
+                new = self._touch(old)
                 attrs = new["attributes"]
                 if type_ == "user":
                     attrs["deletedAt"] = attrs["updatedAt"]
@@ -461,6 +476,7 @@ class Dataset:
                     if "deletedAt" in attrs:
                         attrs["deletedAt"] = attrs["updatedAt"]
                 self.records[type_][id_] = new
+                self._emit("update", type_, new, old)
             self.version += 1
             return chosen
 
@@ -530,13 +546,16 @@ class Dataset:
                 new = self._touch(res)
                 new["relationships"]["customer"] = _rel("customer", survivor)
                 recs[id_] = new
-        new = self._touch(custs[survivor])
+                self._emit("update", type_, new, res)
+        previous = custs[survivor]
+        new = self._touch(previous)
         counts = new["attributes"].get("conversationCounts")
         lost_counts = lost["attributes"].get("conversationCounts")
         if isinstance(counts, dict) and isinstance(lost_counts, dict):
             for key, value in lost_counts.items():
                 counts[key] = int(counts.get(key) or 0) + int(value or 0)
         custs[survivor] = new
+        self._emit("update", "customer", new, previous)
         self.merged[loser] = survivor
 
     def resolve_merged(self, id_: str) -> str | None:
@@ -572,7 +591,8 @@ class Dataset:
             chosen = self._choose(type_, n, ids)
             recs = self.records[type_]
             for id_ in chosen:
-                new = self._touch(recs[id_])
+                old = recs[id_]
+                new = self._touch(old)
                 attrs = new["attributes"]
                 if custom:
                     current = attrs.get("custom")
@@ -582,6 +602,7 @@ class Dataset:
                 if attributes:
                     attrs.update(copy.deepcopy(attributes))
                 recs[id_] = new
+                self._emit("update", type_, new, old)
             self.version += 1
             return chosen
 
@@ -594,6 +615,7 @@ class Dataset:
                 t = self._stamp(None)
                 res = _make_new(rng, type_, t, self)
                 self.records.setdefault(type_, {})[res["id"]] = res
+                self._emit("create", type_, res)
                 out.append(res["id"])
             self.version += 1
             return out
@@ -703,6 +725,7 @@ def _make_new(rng: Random, type_: str, t: int, ds: Dataset) -> dict[str, Any]:
             else:
                 a["noteCount"] = int(a.get("noteCount") or 0) + 1
             ds.records["conversation"][conv_id] = new_conv  # type: ignore[index]
+            ds._emit("update", "conversation", new_conv, conv)
             ds.children.setdefault(type_, {}).setdefault(conv_id, []).append(res["id"])  # type: ignore[arg-type]
         return res
     if type_ == "user":

@@ -32,6 +32,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .dataset import ENTITY_TYPES, Dataset, generate_dataset, is_deleted
 from .search import QUERY_CONTEXTS, SearchError, run_search
+from .webhooks import DEFAULT_HEADER as WEBHOOK_HEADER
+from .webhooks import WebhookSender
 
 SEARCH_ROLES: tuple[str, ...] = (
     "org.permission.search.create",
@@ -134,6 +136,13 @@ class EmulatorConfig:
     # page served for that context: the org moving while a client pages.
     churn: dict[str, ChurnSpec] = field(default_factory=dict)
     merged_lookup: str = "survivor"  # GET /v1/customers/{merged loser}: survivor's record or 404
+    # Outbound webhooks: mutations POST Kustomer Events here (conversation, customer, message,
+    # team, user), the secret in `webhook_header`; POST /__admin/webhooks changes it at runtime.
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_header: str = WEBHOOK_HEADER
+    webhook_attempts: int = 6  # Kustomer: ~10 over ~80 min; here 0.25 s doubling, ~8 s in all
+    webhook_backoff_seconds: float = 0.25
 
     def validate(self) -> None:
         if self.merged_lookup not in MERGED_LOOKUP_MODES:
@@ -279,6 +288,15 @@ class Emulator:
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         self._generation = 0  # bumped by stop(): handlers of a stopped server drop their writes
+        self.webhooks = WebhookSender(
+            self._count,
+            attempts=self.config.webhook_attempts,
+            backoff_seconds=self.config.webhook_backoff_seconds,
+        )
+        self.webhooks.configure(
+            self.config.webhook_url, self.config.webhook_secret, self.config.webhook_header
+        )
+        self.dataset.listeners.append(self.webhooks.enqueue)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -339,6 +357,7 @@ class Emulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        self.webhooks.close()
 
     def _handle_error(self, request: Any, client_address: Any) -> None:
         self.errors.append(traceback.format_exc())
@@ -402,6 +421,13 @@ class Emulator:
         """Merged customers, loser -> survivor."""
         with self.dataset.lock:
             return dict(self.dataset.merged)
+
+    def set_webhook(
+        self, url: str | None, secret: str | None = None, header: str | None = None
+    ) -> None:
+        """Send outbound webhooks to `url` from now on (None stops them)."""
+        self.webhooks.configure(url, secret, header or self.config.webhook_header)
+        self.config.webhook_url = url
 
     def consume(self, org: int = 0, search: int = 0) -> dict[str, dict[str, float]]:
         """Spend budget from the current fixed windows; returns what is left and when it resets."""
@@ -892,6 +918,20 @@ class Emulator:
             except (TypeError, ValueError) as exc:
                 raise _HttpError(400, {"code": "invalid_patch", "message": str(exc)}) from exc
             return _json(200, {"ids": patched})
+        if parts == ["webhooks"] and method in ("GET", "POST"):
+            if method == "POST":
+                if not isinstance(payload, dict):
+                    raise _HttpError(400, {"code": "invalid_webhook", "message": "expected {url}"})
+                try:
+                    url = payload.get("url")
+                    self.set_webhook(
+                        None if url is None else str(url),
+                        secret=payload.get("secret"),
+                        header=payload.get("header"),
+                    )
+                except (TypeError, ValueError) as exc:
+                    raise _HttpError(400, {"code": "invalid_webhook", "message": str(exc)}) from exc
+            return _json(200, self.webhooks.describe())  # never the secret
         if method == "POST" and parts == ["consume"]:
             try:
                 left = self.consume(int(payload.get("org", 0)), int(payload.get("search", 0)))
