@@ -130,3 +130,20 @@ def assert_matches_truth(table: pl.DataFrame, expected: pl.DataFrame) -> None:
     for column in expected.columns:
         assert column in actual.columns, f"column {column} missing"
         assert actual[column].to_list() == expected[column].to_list(), f"column {column} differs"
+
+
+def run_metadata(result: dg.ExecuteInProcessResult, name: str) -> dict:
+    """What a range run said about `name`: the run's figures (`run/...`, the same on every
+    partition's materialization; prefix dropped), the per-partition facts of the first
+    partition, and `dagster/row_count` summed over the run's partitions (each carries its own
+    day's rows)."""
+    events = result.asset_materializations_for_node(name)
+    assert events
+    runs = [{k: v.value for k, v in e.metadata.items() if k.startswith("run/")} for e in events]
+    assert all(run == runs[0] for run in runs), "run-wide figures differ between partitions"
+    out = {k: v.value for k, v in events[0].metadata.items() if not k.startswith("run/")}
+    out.update({k.removeprefix("run/"): v for k, v in runs[0].items()})
+    out["dagster/row_count"] = sum(e.metadata["dagster/row_count"].value for e in events)
+    if "rows_written" in out:
+        assert out["dagster/row_count"] <= out["rows_written"]
+    return out

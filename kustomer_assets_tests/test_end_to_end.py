@@ -24,6 +24,7 @@ from kustomer_assets_tests.conftest import (
     emulator_config,
     materialize_range,
     resources,
+    run_metadata,
     truth_in_window,
 )
 
@@ -35,11 +36,7 @@ def expected_table(emulator: Emulator, spec, first: str, last: str) -> pl.DataFr
 
 
 def materialization_metadata(result: dg.ExecuteInProcessResult, name: str) -> dict:
-    """A range run records one materialization per partition, all with the run's metadata."""
-    events = result.asset_materializations_for_node(name)
-    assert events
-    assert len({str(e.metadata) for e in events}) == 1
-    return {key: value.value for key, value in events[0].metadata.items()}
+    return run_metadata(result, name)
 
 
 def test_backfill_matches_truth_with_metadata(emulator: Emulator, lake: Lake) -> None:
@@ -52,7 +49,7 @@ def test_backfill_matches_truth_with_metadata(emulator: Emulator, lake: Lake) ->
         table = lake.table(spec.name)
         assert_matches_truth(table, expected)
         metadata = materialization_metadata(result, spec.name)
-        rows, outside = metadata["dagster/row_count"], metadata["rows_outside_window"]
+        rows, outside = metadata["rows_written"], metadata["rows_outside_window"]
         assert rows == metadata["api_reported_total"]
         # Referenced customers last updated before the range are merged into their own day.
         assert rows <= table.height <= rows + outside
@@ -259,7 +256,10 @@ def test_definitions_snapshot() -> None:
     assert ("conversations", "known_customer") in checks
     assert any(asset == "feedback" for asset, _ in checks)
     assert {s.name for s in defs.sensors or []} >= {"kustomer_changes"}
-    assert {s.name for s in defs.schedules or []} == {"finalize_yesterday"}
+    assert {s.name for s in defs.schedules or []} == {
+        "finalize_yesterday",
+        "kustomer_lake_maintenance_weekly",
+    }
     assert "kustomer_key_check" in {job.name for job in defs.jobs or []}
 
 
@@ -415,3 +415,25 @@ def test_every_reading_of_the_inferred_api_details(lake: Lake, variant: str) -> 
         )
         users = lake.table("users")
         assert sorted(users["id"]) == sorted(r["id"] for r in server.truth("user"))
+
+
+def test_each_partition_carries_its_own_row_count(emulator: Emulator, lake: Lake) -> None:
+    """A range run's partitions each say how many rows their day holds, so the UI's plots are
+    true; the run's own figures are labelled `run/...` and equal on every partition."""
+    first, last = day_range(9)
+    result = materialize_range(ASSETS[:1], first, last, resources(emulator.base_url, lake))
+    events = result.asset_materializations_for_node("conversations")
+    assert sorted(e.partition for e in events) == [
+        (date.fromisoformat(first) + timedelta(days=i)).isoformat() for i in range(9)
+    ]
+    per_day = dict(
+        lake.table("conversations")
+        .group_by("partition_date")
+        .len()
+        .select(pl.col("partition_date").cast(pl.Utf8), "len")
+        .iter_rows()
+    )
+    counts = {e.partition: e.metadata["dagster/row_count"].value for e in events}
+    assert counts == {day: per_day.get(day, 0) for day in counts}
+    assert len(set(counts.values())) > 1, "every day the same count: not per partition"
+    assert all(e.metadata["run/rows_written"].value == sum(counts.values()) for e in events)

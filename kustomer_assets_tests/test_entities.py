@@ -24,6 +24,7 @@ from kustomer_assets_tests.conftest import (
     emulator_config,
     materialize_range,
     resources,
+    run_metadata,
     truth_in_window,
 )
 
@@ -65,8 +66,7 @@ def expected_records(server: Emulator, spec: EntitySpec, first: str, last: str) 
 
 
 def metadata_of(result: dg.ExecuteInProcessResult, name: str) -> dict:
-    event = result.asset_materializations_for_node(name)[0]
-    return {key: value.value for key, value in event.metadata.items()}
+    return run_metadata(result, name)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_every_entity_matches_the_server(full_backfill, name: str) -> None:
     metadata = metadata_of(result, name)
     # Rows for days outside a window (referenced records) are merged in and counted apart; a
     # later window of the same run may rewrite their day, so the two may overlap.
-    rows, outside = metadata["dagster/row_count"], metadata["rows_outside_window"]
+    rows, outside = metadata["rows_written"], metadata["rows_outside_window"]
     assert rows <= table.height <= rows + outside
 
 

@@ -17,7 +17,13 @@ from kustomer_assets.assets.raw import build_entity_asset
 from kustomer_assets.emulator import Emulator
 from kustomer_assets.entities import CONVERSATIONS, MESSAGES
 from kustomer_assets.records import parse_timestamp
-from kustomer_assets_tests.conftest import Lake, emulator_config, materialize_range, resources
+from kustomer_assets_tests.conftest import (
+    Lake,
+    emulator_config,
+    materialize_range,
+    resources,
+    run_metadata,
+)
 
 SMALL_PAGES = {"search_page_size": 40}
 """Many pages per window, so churn lands between many page requests."""
@@ -98,10 +104,7 @@ def test_records_changed_between_page_requests_lose_nothing(
             checked[spec.name] = _check_against_truth(
                 server, table, spec.kustomer_type, before[spec.kustomer_type], first, last
             )
-        metadata = {
-            k: v.value
-            for k, v in result.asset_materializations_for_node("conversations")[0].metadata.items()
-        }
+        metadata = run_metadata(result, "conversations")
     untouched, touched = checked["conversations"]
     assert untouched > 100 and touched > 10, checked
     assert metadata["changed_during_run"] > 0

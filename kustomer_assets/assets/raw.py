@@ -28,6 +28,7 @@ from kustomer_assets.lake import DeltaStore, StorageRootError
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.partitions import daily_partitions
 from kustomer_assets.run_recovery import record_run_worker
+from kustomer_assets.run_report import run_key
 
 # BackfillPolicy is "beta" in 1.13 but is what makes a UI/CLI range one run; the warning would
 # otherwise print once per asset on every code load.
@@ -125,18 +126,21 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         if spec.toggle and not getattr(kustomer, spec.toggle):
             reason = f"disabled by {TOGGLE_VARIABLES.get(spec.toggle, spec.toggle)}=false"
             log.info("%s: %s; nothing fetched", spec.name, reason)
-            return dg.MaterializeResult(
-                metadata={"dagster/row_count": 0, "skipped": True, "reason": reason}
-            )
+            return _per_partition(context, {"skipped": True, "reason": reason})
         _check_search_horizon(spec, start)
         with one_sentence_failures(spec.name):
             store = lake.store()
             store.check()  # a bad KUSTOMER_DELTA_ROOT fails before any request is spent
             loads, stats, skipped = _load_windows(spec, context, kustomer, store, start, end)
         if skipped is not None:
-            return _skipped_result(spec, skipped, stats)
-        return dg.MaterializeResult(
-            metadata=_metadata(spec, store.uri(spec.name), loads, stats, start, end)
+            return _per_partition(context, _skipped_metadata(spec, skipped, stats))
+        rows_per_day: dict[str, int] = {}
+        for load in loads:
+            rows_per_day.update(load.rows_per_day)
+        return _per_partition(
+            context,
+            _metadata(spec, store.uri(spec.name), loads, stats, start, end),
+            rows_per_day,
         )
 
     return _entity_asset
@@ -245,9 +249,8 @@ def _metadata(
     columns: dict[str, str] = {}
     for load in loads:
         columns.update(load.columns)
-    metadata: dict[str, object] = {
-        "dagster/row_count": sum(load.rows for load in loads),
-        "dagster/uri": uri,
+    run: dict[str, object] = {
+        "rows_written": sum(load.rows for load in loads),
         "rows_per_day": dg.MetadataValue.json(dict(sorted(rows_per_day.items()))),
         "api_reported_total": None if None in totals else sum(t or 0 for t in totals),
         "records_fetched": sum(load.records_fetched for load in loads),
@@ -268,14 +271,32 @@ def _metadata(
         "windows": len(loads),
         "windows_resumed": sum(load.resumed for load in loads),
         "delta_version": max((load.delta_version or -1 for load in loads), default=None),
-        "snapshot": spec.is_snapshot,
         "window_start": start.isoformat(),
         "window_end": end.isoformat(),
+        **{f"kustomer/{k}": v for k, v in stats.items()},
+    }
+    metadata: dict[str, object] = {
+        "dagster/uri": uri,
+        "snapshot": spec.is_snapshot,
+        **{run_key(k): v for k, v in run.items()},
     }
     if columns:
         metadata["dagster/column_schema"] = table_schema(spec, columns)
-    metadata.update({f"kustomer/{k}": v for k, v in stats.items()})
     return metadata
+
+
+def _per_partition(
+    context: dg.AssetExecutionContext,
+    metadata: dict[str, object],
+    rows_per_day: dict[str, int] | None = None,
+) -> dg.MaterializeResult:
+    """The run's figures on every partition, and on each partition its own day's row count (a
+    snapshot's too: the rows whose last update fell on that day), so the UI's plots are true."""
+    for key in context.partition_keys:
+        context.add_asset_metadata(
+            {"dagster/row_count": (rows_per_day or {}).get(key, 0)}, partition_key=key
+        )
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _sum_or_none(values: Iterable[int | None]) -> int | None:
@@ -283,18 +304,15 @@ def _sum_or_none(values: Iterable[int | None]) -> int | None:
     return None if not items or None in items else sum(v or 0 for v in items)
 
 
-def _skipped_result(
+def _skipped_metadata(
     spec: EntitySpec, error: KustomerPermissionError, stats: dict[str, int | float]
-) -> dg.MaterializeResult:
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": 0,
-            "skipped": True,
-            "missing_role": error.role or spec.role,
-            "reason": str(error),
-            **{f"kustomer/{k}": v for k, v in stats.items()},
-        }
-    )
+) -> dict[str, object]:
+    return {
+        "skipped": True,
+        "missing_role": error.role or spec.role,
+        "reason": str(error),
+        **{run_key(f"kustomer/{k}"): v for k, v in stats.items()},
+    }
 
 
 entity_assets = [build_entity_asset(spec) for spec in ENTITIES]

@@ -48,6 +48,7 @@ from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.partitions import daily_partitions
 from kustomer_assets.records import PARTITION_COLUMN
 from kustomer_assets.removals import REMOVED_RECORDS
+from kustomer_assets.run_report import run_value
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
@@ -146,7 +147,7 @@ def _days(first: date, end: date) -> list[date]:
 
 def _window_bounds(metadata: dict[str, Any], fallback: str) -> tuple[datetime, datetime]:
     """The `[start, end)` a materialization covered; its own partition when not recorded."""
-    start, end = metadata.get("window_start"), metadata.get("window_end")
+    start, end = run_value(metadata, "window_start"), run_value(metadata, "window_end")
     if isinstance(start, str) and isinstance(end, str):
         return datetime.fromisoformat(start), datetime.fromisoformat(end)
     day = date.fromisoformat(fallback)
@@ -318,8 +319,9 @@ def _judge_window(
     start, end = _window_bounds(metadata, partition)
     window = {"window_start": start.isoformat(), "window_end": end.isoformat()}
     severity = WARN if end > now else ERROR
-    reported = metadata.get("api_reported_total")
-    written = metadata.get("dagster/row_count")
+    reported = run_value(metadata, "api_reported_total")
+    # Runs since per-partition metadata record the run's rows as run/rows_written.
+    written = run_value(metadata, "rows_written", metadata.get("dagster/row_count"))
     if reported is None:
         return Verdict(True, "Kustomer reported no total for this window.", window)
     days = _days(start.date(), end.date())
@@ -341,19 +343,20 @@ def _judge_window(
         return stored < expected or (stored > expected and not surplus_ok)
 
     problems: list[str] = []
-    verified_by = metadata.get("verified_by")
-    changed = int(metadata.get("changed_during_run") or 0)
+    verified_by = run_value(metadata, "verified_by")
+    changed = int(run_value(metadata, "changed_during_run") or 0)
     if verified_by in (None, "-", ""):
         # Written before runs proved windows by ids: only the counts can be compared.
         if written != reported:
             problems.append(f"the run wrote {written} rows but Kustomer reported {reported}")
         if not rewritten and differs(in_table, reported):
             problems.append(f"the table holds {in_table} rows for the window, not {reported}")
-    elif int(metadata.get("ids_unaccounted") or 0):
+    elif int(run_value(metadata, "ids_unaccounted") or 0):
         problems.append(
-            f"{metadata['ids_unaccounted']} records Kustomer lists for the window were not read"
+            f"{run_value(metadata, 'ids_unaccounted')} records Kustomer lists for the window were "
+            "not read"
         )
-    written_per_day = metadata.get("rows_per_day") or {}
+    written_per_day = run_value(metadata, "rows_per_day") or {}
     differing = [
         k
         for k in day_keys
@@ -379,7 +382,7 @@ def _judge_window(
         description = (
             f"Window {label}: {written} {spec.name} rows written and stored; {proof} "
             f"({changed} changed while the run paged; Kustomer counted {reported} at the start "
-            f"and {metadata.get('api_count_after')} at the end)."
+            f"and {run_value(metadata, 'api_count_after')} at the end)."
         )
     return Verdict(
         passed=not problems,
@@ -388,7 +391,7 @@ def _judge_window(
         metadata={
             **window,
             "api_reported_total": reported,
-            "api_count_after": metadata.get("api_count_after"),
+            "api_count_after": run_value(metadata, "api_count_after"),
             "changed_during_run": changed,
             "verified_by": verified_by or "-",
             "rows_written": written,

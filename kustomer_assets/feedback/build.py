@@ -201,6 +201,10 @@ def _renamed_custom(frame: pl.LazyFrame, prefix: str) -> list[pl.Expr]:
     ]
 
 
+def _minutes(milliseconds: pl.Expr) -> pl.Expr:
+    return (milliseconds.cast(pl.Float64) / 60_000).round(2)
+
+
 def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) -> pl.DataFrame:
     """Feedback rows for `conversation_ids` (None: every conversation), live ones only."""
     conversations = current(store, "conversations", conversation_ids)
@@ -218,11 +222,13 @@ def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) 
         pl.when(pl.col("satisfaction_score") != 0)
         .then(pl.col("satisfaction_score"))
         .alias("csat_score"),
-        (pl.col("first_response_time") / 60_000).alias("first_response_minutes"),
-        (pl.col("first_response_business_time") / 60_000).alias("first_response_business_minutes"),
-        ((pl.col("last_done_at") - pl.col("created_at")).dt.total_milliseconds() / 60_000)
-        .cast(pl.Float64)
-        .alias("resolution_minutes"),
+        # Rounded to the hundredth of a minute: a division's last bit differs between polars'
+        # engines, and an incremental build must equal a full one exactly.
+        _minutes(pl.col("first_response_time")).alias("first_response_minutes"),
+        _minutes(pl.col("first_response_business_time")).alias("first_response_business_minutes"),
+        _minutes((pl.col("last_done_at") - pl.col("created_at")).dt.total_milliseconds()).alias(
+            "resolution_minutes"
+        ),
         pl.col("satisfaction_rating").alias("conversation_satisfaction_rating"),
         *_renamed_custom(conversations, "conversation"),
     ).collect()
