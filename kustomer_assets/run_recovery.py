@@ -27,13 +27,14 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 from dagster._core.definitions.executor_definition import execute_in_process_executor
 from dagster._core.events import JobFailureData, RunFailureReason
 from dagster._core.storage.tags import TAGS_TO_MAYBE_OMIT_ON_RETRY, WILL_RETRY_TAG
 from dagster._utils.hosted_user_process import recon_job_from_origin
+
+from kustomer_assets.processes import process_alive, process_start
 
 HOST_TAG = "kustomer/host"
 PID_TAG = "kustomer/pid"
@@ -91,45 +92,10 @@ def worker_tags(run_id: str) -> dict[str, str]:
     return tags
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time in clock ticks since boot) from /proc, or None where unreadable."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 2, the command name, is in parentheses and may itself hold spaces or parentheses.
-    fields = text[text.rfind(")") + 2 :].split()
-    try:
-        return fields[0], int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def process_start(pid: int) -> int | None:
-    stat = _proc_stat(pid)
-    return stat[1] if stat else None
-
-
 def worker_alive(pid: int, start: int | None) -> bool:
     """Whether process `pid` (started at `start`, when known) still runs on this host; when in
     doubt, alive, since failing a live run is worse than leaving a dead one STARTED."""
-    if pid <= 0:
-        return True  # not a process (os.kill(0) would signal our own process group)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    except OSError:
-        return True
-    stat = _proc_stat(pid)
-    if stat is None:
-        return True
-    state, started = stat
-    if state in {"Z", "X"}:  # killed, not yet reaped by its parent
-        return False
-    return start is None or started == start
+    return process_alive(pid, start)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from kustomer_assets.processes import process_alive, process_start
+
 STAGING_DIR_VARIABLE = "KUSTOMER_STAGING_DIR"
 DEFAULT_STAGING_DIR_NAME = "kustomer-assets-staging"
 LEGACY_PREFIX = "kustomer-stage-"
@@ -46,23 +48,8 @@ def _host_tag() -> str:
     return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time in clock ticks) of `pid` from /proc, or None where unreadable."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) is in parentheses and may hold spaces or parentheses.
-    fields = text[text.rfind(")") + 2 :].split()
-    try:
-        return fields[0], int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
 def _own_start() -> int:
-    stat = _proc_stat(os.getpid())
-    return stat[1] if stat else 0
+    return process_start(os.getpid()) or 0
 
 
 def new_staging_folder() -> Path:
@@ -75,23 +62,7 @@ def new_staging_folder() -> Path:
 
 def owner_alive(pid: int, start: int) -> bool:
     """Whether process `pid`, started at `start` (0: unknown), still runs on this host."""
-    if pid <= 0:
-        return True  # not a process id (os.kill(0) would signal our own group): keep it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    except OSError:
-        return True  # cannot tell: keep the folder
-    stat = _proc_stat(pid)
-    if stat is None:
-        return True
-    state, started = stat
-    if state in {"Z", "X"}:
-        return False
-    return start == 0 or started == start
+    return process_alive(pid, start or None)
 
 
 def _idle_seconds(folder: Path, now: float) -> float:
