@@ -10,6 +10,7 @@ from kustomer_assets.assets.raw import entity_assets
 from kustomer_assets.assets.removals import removed_records
 from kustomer_assets.automation import schedules, sensors
 from kustomer_assets.checks import freshness_policy, key_check_job, quality_checks, role_checks
+from kustomer_assets.maintenance import kustomer_lake_maintenance, kustomer_lake_maintenance_weekly
 from kustomer_assets.resources import resources_from_env
 from kustomer_assets.run_recovery import killed_run_sensor
 from kustomer_assets.webhooks.sensor import kustomer_webhook_events
@@ -30,8 +31,8 @@ defs = dg.Definitions(
     # buys no parallelism; one process per run is faster end to end.
     executor=dg.in_process_executor,
     asset_checks=[*quality_checks(assets), *role_checks],
-    jobs=[key_check_job],
-    schedules=schedules,
+    jobs=[key_check_job, kustomer_lake_maintenance],
+    schedules=[*schedules, kustomer_lake_maintenance_weekly],
     sensors=[*sensors, killed_run_sensor, kustomer_webhook_events],
     resources=resources_from_env(),
 )

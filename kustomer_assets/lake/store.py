@@ -136,7 +136,10 @@ class DeltaStore:
                 handler = DeltaStorageHandler(self.root, options)
                 name = f".write-probe-{os.getpid()}-{secrets.token_hex(4)}"
                 handler.get_file_info([name])
-                stream = handler.open_output_stream(name)
+                # deltalake 1.6.6's pyarrow-facing stream hands pyarrow Buffers to its own
+                # writer, which takes only bytes; its own stream takes bytes directly.
+                raw = getattr(handler, "_handler", None)
+                stream = (raw or handler).open_output_stream(name)
                 stream.write(b"probe")
                 stream.close()
                 handler.delete_file(name)
