@@ -74,6 +74,39 @@ def is_commit_conflict(error: BaseException) -> bool:
     )
 
 
+def create_table_once(
+    uri: str,
+    schema: pa.Schema,
+    partition_by: list[str] | None,
+    storage_options: dict[str, str] | None = None,
+) -> None:
+    """Create an empty table, unless one exists (a concurrent writer may create it first:
+    then that one is kept).
+
+    Why before the first write, in a commit of its own: delta-rs checks a write for conflicts
+    against the snapshot it read, and a writer that found no table has none. When writers
+    race to create a table, delta-rs retries each loser's creating commit as if nothing had
+    happened: an overwrite of days then removes nothing, so the days both wrote are doubled,
+    and the loser's schema replaces the winner's. A creating commit that delta-rs may not
+    retry (`max_commit_retries=0`) is won by exactly one writer, and every write after it has
+    a snapshot to be checked against.
+    """
+    if DeltaTable.is_deltatable(uri, storage_options=storage_options):
+        return
+    try:
+        DeltaTable.create(
+            uri,
+            schema,
+            mode="ignore",
+            partition_by=partition_by,
+            storage_options=storage_options,
+            commit_properties=CommitProperties(max_commit_retries=0),
+        )
+    except Exception:
+        if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
+            raise  # not a lost race: the root or the schema is the problem
+
+
 @dataclass
 class WriteSummary:
     """What one replacement committed, for materialization metadata and checks."""
@@ -219,6 +252,10 @@ class PartitionReplacement:
         return CommitProperties(custom_metadata=note(self.summary)) if note else None
 
     def _replace_window(self, note: Callable[[WriteSummary], dict[str, str]] | None) -> None:
+        if not DeltaTable.is_deltatable(self.uri, storage_options=self.storage_options):
+            fresh = self._plan("replace", self._files)
+            schema = fresh.arrow_schema(list(self.base_schema))
+            create_table_once(self.uri, schema, [PARTITION_COLUMN], self.storage_options)
         plan = self._plan("replace", self._files)
         predicate = (
             f"{PARTITION_COLUMN} >= '{self.first_day.isoformat()}' "

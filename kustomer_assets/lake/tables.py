@@ -17,6 +17,8 @@ import polars as pl
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
+from kustomer_assets.lake.partitions import create_table_once
+
 COMMIT_ATTEMPTS = 6
 COMMIT_RETRY_SECONDS = 30.0
 """A concurrent writer (another run) can win the commit race: re-read and retry within this."""
@@ -70,9 +72,8 @@ def _replace_once(
     values: Collection[str],
     storage_options: dict[str, str] | None,
 ) -> int | None:
-    if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
-        write_deltalake(uri, rows.to_arrow(), mode="overwrite", storage_options=storage_options)
-        return DeltaTable(uri, storage_options=storage_options).version()
+    # Never create the table by writing rows into it: see `create_table_once`.
+    create_table_once(uri, rows.to_arrow().schema, None, storage_options)
     current = (
         pl.scan_delta(uri, storage_options=storage_options)
         .filter(pl.col(column).is_in(list(values)))
