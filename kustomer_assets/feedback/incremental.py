@@ -26,6 +26,7 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from kustomer_assets.lake import DeltaStore
+from kustomer_assets.lake.partitions import create_table_once
 from kustomer_assets.removals import REMOVED_RECORDS
 
 NOTE_INPUTS = "kustomer_assets.feedback_inputs"
@@ -197,10 +198,15 @@ def note_for(versions: dict[str, int]) -> dict[str, str]:
 
 
 def write_full(store: DeltaStore, table: str, rows: pl.DataFrame, versions: dict[str, int]) -> None:
-    """Replace the whole feedback table (first build, or when changes cannot be told)."""
+    """Replace the whole feedback table (first build, or when changes cannot be told).
+
+    Two first builds at once (an automation tick beside a manual build) both found no table
+    and doubled rows; creating it once first gives the second a table to conflict with."""
+    arrow = rows.to_arrow()
+    create_table_once(store.uri(table), arrow.schema, None, store.storage_options)
     write_deltalake(
         store.uri(table),
-        rows.to_arrow(),
+        arrow,
         mode="overwrite",
         schema_mode="overwrite",
         storage_options=store.storage_options,
