@@ -50,7 +50,7 @@ from kustomer_assets.kustomer.errors import iso_ms
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.partitions import daily_partitions
 from kustomer_assets.records import parse_timestamp
-from kustomer_assets.webhooks.backoff import polling_rest_reason
+from kustomer_assets.webhooks.backoff import note_polling_search, polling_rest_reason
 
 ENV_FIRST_SYNC_DAYS = "KUSTOMER_FIRST_SYNC_DAYS"
 ENV_SENSOR_INTERVAL = "KUSTOMER_SENSOR_INTERVAL_SECONDS"
@@ -289,9 +289,12 @@ def build_kustomer_changes_sensor(
                 "sensor's cursor in the UI (the next tick then loads the look-back days again)."
             )
         # Webhooks bring the changes for now; the cursor stays, so the next search covers all.
-        resting = polling_rest_reason(now, seen, folder=webhook_store)
+        resting = polling_rest_reason(now, folder=webhook_store)
         if resting is not None:
-            return dg.SkipReason(resting)
+            if resting.overdue:
+                context.log.warning(resting.reason)
+            return dg.SkipReason(resting.reason)
+        note_polling_search(now, folder=webhook_store)
         # The cursor is the newest updatedAt seen: ask for strictly newer (ms precision).
         since = seen + timedelta(milliseconds=1)
         changes: list[EntityChanges] = []

@@ -30,7 +30,6 @@ from kustomer_assets.kustomer.errors import iso_ms
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.records import parse_timestamp
 from kustomer_assets.webhooks import store as store_module
-from kustomer_assets.webhooks.backoff import recent_webhook_event
 from kustomer_assets.webhooks.events import parse_event
 from kustomer_assets.webhooks.receiver import DEFAULT_HEADER, WebhookReceiver
 from kustomer_assets.webhooks.sensor import (
@@ -370,52 +369,77 @@ def searches(server: Emulator) -> dict[str, int]:
     return {s.name: server.stats.get(f"search.{s.source.query_context}", 0) for s in SEARCHED}
 
 
-def test_polling_rests_while_webhooks_flow_and_resumes_when_they_fall_quiet(
+def test_polling_becomes_a_safety_net_once_webhooks_are_on(
     emulator: Emulator, receiver: WebhookReceiver, store: WebhookStore
 ) -> None:
+    """An hour of 5-minute polling ticks: 12 search rounds without webhooks, 1 with them on
+    (events or a quiet org alike), a warning when no event came for longer than expected, and
+    every tick again once the webhook sensor stops reading the log."""
     poller = build_kustomer_changes_sensor(clock=emulator.dataset.clock, webhook_store=store.folder)
+    webhook_sensor = build_kustomer_webhook_events_sensor(
+        store_folder=store.folder, clock=emulator.dataset.clock
+    )
     kustomer = resources(emulator.base_url, Lake(Path("unused")))["kustomer"]
+    cursor = iso_ms(emulator.dataset.clock() - timedelta(minutes=1))
 
-    def tick(cursor: str) -> dg.SensorResult | dg.SkipReason:
+    def tick() -> dg.SensorResult | dg.SkipReason:
         with dg.instance_for_test() as instance:
             context = dg.build_sensor_context(
                 instance=instance, cursor=cursor, resources={"kustomer": kustomer}
             )
             return poller(context)
 
-    recent = iso_ms(emulator.dataset.clock() - timedelta(minutes=1))
+    def read_events() -> None:
+        with dg.instance_for_test() as instance:
+            webhook_sensor(
+                dg.build_sensor_context(instance=instance, resources={"kustomer": kustomer})
+            )
+
+    def hour_of_ticks(webhooks_on: bool) -> tuple[int, list]:
+        before = sum(searches(emulator).values())
+        outcomes = []
+        for _ in range(12):
+            if webhooks_on:
+                read_events()  # the webhook sensor ticks every 30 s in a deployment
+            outcomes.append(tick())
+            emulator.dataset.advance(5 * 60)
+        return sum(searches(emulator).values()) - before, outcomes
+
+    # Events arrive but nobody works them off yet: polling every tick.
     assert post(receiver, event_body()).status_code == 201
     before = searches(emulator)
-    tick(recent)
+    tick()
     assert {k: v - before[k] for k, v in searches(emulator).items()} == {
         s.name: 1 for s in SEARCHED
-    }, "events arrive, but nobody works them off yet (kustomer_webhook_events never read)"
-
-    webhook_sensor = build_kustomer_webhook_events_sensor(
-        store_folder=store.folder, clock=emulator.dataset.clock
-    )
-    with dg.instance_for_test() as instance:
-        webhook_sensor(dg.build_sensor_context(instance=instance, resources={"kustomer": kustomer}))
-    before = searches(emulator)
-    rested = tick(recent)
+    }
+    # The webhook sensor reads them: polling rests, without a warning while events flow.
+    read_events()
+    rested = tick()
     assert isinstance(rested, dg.SkipReason) and "Webhook events are arriving" in str(rested)
-    assert searches(emulator) == before, "no search while webhooks bring the changes"
 
-    # The safety net while events flow: the last search is older than the max poll gap.
-    stale = iso_ms(emulator.dataset.clock() - timedelta(hours=2))
-    tick(stale)
-    assert {k: v - before[k] for k, v in searches(emulator).items()} == {
-        s.name: 1 for s in SEARCHED
-    }
-
-    # 16 minutes without an event (KUSTOMER_WEBHOOK_QUIET_MINUTES is 15): polling resumes.
+    # The webhook sensor stops reading: after the quiet period polling is back to every tick.
     emulator.dataset.advance(16 * 60)
-    assert recent_webhook_event(emulator.dataset.clock(), folder=store.folder) is None
-    before = searches(emulator)
-    tick(recent)
-    assert {k: v - before[k] for k, v in searches(emulator).items()} == {
-        s.name: 1 for s in SEARCHED
-    }
+    polling_only, _ = hour_of_ticks(webhooks_on=False)
+    assert polling_only == 12 * len(SEARCHED)
+
+    # Webhooks on and a quiet org: one safety-net round in the hour, and the ticks warn.
+    quiet_org, outcomes = hour_of_ticks(webhooks_on=True)
+    assert quiet_org <= len(SEARCHED), quiet_org
+    assert polling_only >= 5 * quiet_org, (polling_only, quiet_org)
+    rests = [str(o) for o in outcomes if isinstance(o, dg.SkipReason)]
+    assert len(rests) >= 11
+    assert all("No webhook event" in r and "Outbound webhooks" in r for r in rests)
+    print(f"\nsearches in an hour: polling only {polling_only}, webhooks on {quiet_org}")
+
+    # A change whose webhook was dropped: the next safety-net search requests its day.
+    (changed,) = emulator.dataset.mutate("conversation", change=1)["changed"]
+    day = emulator.truth("conversation")
+    stamp = next(r for r in day if r["id"] == changed)["attributes"]["updatedAt"]
+    emulator.dataset.advance(61 * 60)
+    read_events()
+    caught = tick()
+    assert isinstance(caught, dg.SensorResult), caught
+    assert stamp[:10] in {r.partition_key for r in caught.run_requests or []}
 
 
 def test_no_second_run_for_a_day_whose_run_is_still_queued(
