@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from kustomer_assets.assets.load import NOTE_RUN, NOTE_WINDOW, WindowLoad, load_window, window_key
+from kustomer_assets.assets.progress import RunProgress, plural, run_progress
 from kustomer_assets.entities import (
     CONVERSATIONS,
     ENTITIES,
@@ -22,7 +23,7 @@ from kustomer_assets.entities import (
     ResponseByIdSource,
     SearchSource,
 )
-from kustomer_assets.kustomer import KustomerError, KustomerPermissionError, roles
+from kustomer_assets.kustomer import KustomerClient, KustomerError, KustomerPermissionError, roles
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.lake import DeltaStore, StorageRootError
 from kustomer_assets.lake.resource import DeltaLakeResource
@@ -163,6 +164,9 @@ def _load_windows(
     run = context.run.tags.get("dagster/root_run_id", context.run.run_id)
     finished = {note[NOTE_WINDOW]: note for note in store.commit_notes(spec.name, NOTE_RUN, run)}
     plan = plan_windows(spec, start, end)
+    progress = run_progress(
+        context.run.run_id, lambda: _run_window_count(context, kustomer, start, end)
+    )
     loads: list[WindowLoad] = []
     with kustomer.client(logger=log) as client:
         try:
@@ -170,32 +174,72 @@ def _load_windows(
                 key = window_key(*days)
                 if key in finished:
                     loads.append(WindowLoad.from_note(finished[key]))
+                    progress.window_done(loads[-1].rows, 0, resumed=True)
                     log.info("%s %s: written by an earlier attempt, skipped", spec.name, key)
                     continue
+                requests_before = client.stats.requests
                 load = load_window(spec, client, store, days, window_start, window_end, run, log)
                 loads.append(load)
+                requests = client.stats.requests - requests_before
+                progress.window_done(load.rows, requests)
                 log.info(
-                    "%s window %d/%d %s: %d rows (API reported %s, %s now; %s changed while "
-                    "paging; verified by %s); %s; budget left %s",
-                    spec.name,
-                    number,
-                    len(plan),
-                    key,
-                    load.rows,
-                    load.reported_total,
-                    load.api_count_after,
-                    load.changed_during_run,
-                    load.verified_by or "-",
-                    client.stats.as_dict(),
-                    client.budget.last_remaining,
+                    "%s", window_line(spec, number, len(plan), load, requests, client, progress)
                 )
         except KustomerPermissionError as error:
             # A missing search role blocks every searched entity, optional ones included.
             if spec.required or roles.is_required(error.role or ""):
                 raise
+            progress.windows_dropped(len(plan) - len(loads))
             log.warning("%s skipped: %s", spec.name, error)
             return loads, client.stats.as_dict(), error
         return loads, client.stats.as_dict(), None
+
+
+def window_line(
+    spec: EntitySpec,
+    number: int,
+    windows: int,
+    load: WindowLoad,
+    requests: int,
+    client: KustomerClient,
+    progress: RunProgress,
+) -> str:
+    """The one line per window: its own figures first, then the whole run's, so a long
+    backfill says both what it just did and how far it is. The demo reads it back with
+    `progress.WINDOW_LINE`: change the two together."""
+    days = "snapshot" if spec.is_snapshot else load.window
+    line = f"{spec.name} window {number}/{windows} {days}: {plural(load.rows, 'row')}, "
+    line += plural(requests, "request")
+    if load.reported_total is not None:
+        counted = f"API counted {load.reported_total:,}"
+        if load.api_count_after not in (None, load.reported_total):
+            counted += f", {load.api_count_after:,} after"
+        if load.changed_during_run:
+            counted += f"; {load.changed_during_run:,} changed while paging"
+        line += f" ({counted}; verified by {load.verified_by or '-'})"
+    stats = client.stats
+    if stats.retries or stats.rate_limit_waits:
+        line += (
+            f"; this table so far {plural(stats.retries, 'retry', 'retries')}, "
+            f"{plural(stats.rate_limit_waits, 'budget wait')} ({stats.wait_seconds:.0f} s)"
+        )
+    return f"{line}; {client.budget.describe_remaining()}; {progress.describe()}"
+
+
+def _run_window_count(
+    context: dg.AssetExecutionContext, kustomer: KustomerResource, start: datetime, end: datetime
+) -> int:
+    """Windows of every raw table this run will load: each shares the run's partition range."""
+    # No selection: the whole asset job, i.e. every table.
+    selected = context.run.asset_selection or {dg.AssetKey(spec.name) for spec in ENTITIES}
+    steps = context.run.step_keys_to_execute  # a re-execution from failure runs only these
+    return sum(
+        len(plan_windows(spec, start, end))
+        for spec in ENTITIES
+        if dg.AssetKey(spec.name) in selected
+        and (steps is None or spec.name in steps)
+        and not (spec.toggle and not getattr(kustomer, spec.toggle))
+    )
 
 
 @contextmanager

@@ -16,6 +16,8 @@ from datetime import UTC
 
 ORG = "org"
 SEARCH = "search"
+RESET = "server's rate-limit reset"
+"""What a wait is for when neither sliding window binds: the server said its budget is spent."""
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -98,6 +100,7 @@ class RateBudget:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
+        on_wait: Callable[[float, str], None] | None = None,
     ) -> None:
         self.org = SlidingWindow(org_per_minute, window_seconds)
         self.search = SlidingWindow(search_per_minute, window_seconds)
@@ -106,10 +109,16 @@ class RateBudget:
         self._clock = clock
         self._sleep = sleep
         self._wall = wall_clock
+        self._on_wait = on_wait
+        """Told (seconds, which budget) before each pause, so a long wait is announced while
+        it happens rather than explained after it."""
         self._lock = threading.Lock()
         self._blocked_until = float("-inf")
         self.last_remaining: int | None = None
         """The server's latest x-ratelimit-remaining, for progress logs."""
+        self.remaining: dict[str, int] = {}
+        """The latest x-ratelimit-remaining per budget: a search answer reports the search
+        budget, any other the org budget, so one number alone would be mislabelled."""
         # Added when an injected sleep returns without the clock moving (a test's no-op sleep),
         # so waiting still terminates instead of spinning on the real clock.
         self._offset = 0.0
@@ -123,14 +132,17 @@ class RateBudget:
         for _ in range(100_000):
             with self._lock:
                 now = self._now()
-                wait = max(self.org.wait_time(now), self._blocked_until - now, 0.0)
-                if kind == SEARCH:
-                    wait = max(wait, self.search.wait_time(now))
+                org_wait = self.org.wait_time(now)
+                search_wait = self.search.wait_time(now) if kind == SEARCH else 0.0
+                wait = max(org_wait, search_wait, self._blocked_until - now, 0.0)
                 if wait <= 0:
                     self.org.record(now)
                     if kind == SEARCH:
                         self.search.record(now)
                     return waited
+            if self._on_wait is not None:
+                binding = SEARCH if search_wait >= wait else ORG if org_wait >= wait else RESET
+                self._on_wait(wait, binding)
             before = self._clock()
             self._sleep(wait)
             elapsed = self._clock() - before
@@ -147,9 +159,10 @@ class RateBudget:
         with self._lock:
             self._blocked_until = max(self._blocked_until, self._now() + seconds)
 
-    def observe(self, headers: Mapping[str, str]) -> float:
+    def observe(self, headers: Mapping[str, str], kind: str = ORG) -> float:
         """Read x-ratelimit-* headers; when remaining <= reserve, hold requests until the reset.
 
+        `kind` is the budget the answered request drew on last (search for search POSTs).
         Returns the pause imposed (0 when none)."""
         remaining_text = _header(headers, "x-ratelimit-remaining")
         if remaining_text is None:
@@ -159,6 +172,7 @@ class RateBudget:
         except ValueError:
             return 0.0
         self.last_remaining = int(remaining)
+        self.remaining[kind] = int(remaining)
         if remaining > self.reserve:
             return 0.0
         delay = reset_delay(_header(headers, "x-ratelimit-reset"), now=self._wall())
@@ -167,3 +181,13 @@ class RateBudget:
         delay = min(delay, self.window_seconds * 2)
         self.block(delay)
         return delay
+
+    def describe_remaining(self) -> str:
+        """'org budget left 5890, search budget left 570': each budget named, since a search
+        answer reports the search budget and any other answer the org's."""
+        parts = [
+            f"{kind} budget left {self.remaining[kind]}"
+            for kind in (ORG, SEARCH)
+            if kind in self.remaining
+        ]
+        return ", ".join(parts) or "budget left unknown"

@@ -9,11 +9,12 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,7 +41,7 @@ from .errors import (
 )
 from .parse import int_or_none
 from .search import SearchWindow
-from .settings import ENV_API_KEY, ENV_BASE_URL, KustomerSettings
+from .settings import ENV_API_KEY, ENV_BASE_URL, ENV_SUBDOMAIN, KustomerSettings
 
 _LOG = logging.getLogger(__name__)
 
@@ -88,6 +89,38 @@ class _Malformed(Exception):
     """A 2xx body that is not the JSON object we need; retried like a 5xx."""
 
 
+_SENTENCE_BREAK = re.compile(r"[.!?]+(?:\s+|$)")
+
+
+def _clause(text: str) -> str:
+    """Server or library text made part of one sentence (no full stops of its own): the
+    run's failure description is one sentence, and an HTML error page is several."""
+    return _SENTENCE_BREAK.sub("; ", text).strip().rstrip(";").strip()
+
+
+def _gave_up(
+    method: str, plain: str, attempts: int, problem: str, response: httpx.Response | None
+) -> KustomerError:
+    """The error of a request whose transient failures outlasted every retry: what failed
+    last, and what to do about it, in the one sentence the run's failure shows."""
+    status = None if response is None else response.status_code
+    head = f"Kustomer {method} {plain} failed after {attempts} attempts ({_clause(problem)})"
+    where = f"{ENV_BASE_URL} (or {ENV_SUBDOMAIN})"
+    if status is not None and 200 <= status < 300:
+        return KustomerResponseError(
+            f"{head}: that is not the API's JSON, so something other than the Kustomer API may "
+            f"be answering; check that {where} points at your org's API, then retry the run.",
+            status=status,
+            method=method,
+            endpoint=plain,
+        )
+    if status is None:
+        remedy = f"check {where} and the network from this machine, then retry the run"
+    else:
+        remedy = "Kustomer kept failing, so retry the run later (the table keeps its data)"
+    return KustomerServerError(f"{head}; {remedy}.", status=status, method=method, endpoint=plain)
+
+
 def _meta(body: dict[str, Any]) -> dict[str, Any]:
     meta = body.get("meta")
     return meta if isinstance(meta, dict) else {}
@@ -129,6 +162,7 @@ class KustomerClient:
             clock=clock,
             sleep=sleep,
             wall_clock=wall_clock,
+            on_wait=self._announce_wait,
         )
         self._root_path = urlsplit(settings.api_root).path.rstrip("/")
         self._key_ok: bool | None = None
@@ -361,8 +395,19 @@ class KustomerClient:
         waited = self.budget.acquire(budget_mod.SEARCH if kind == "search" else budget_mod.ORG)
         if waited > 0:
             self.stats.add(rate_limit_waits=1, wait_seconds=waited)
-            log = self.log.info if waited >= 1 else self.log.debug
-            log("Waited %.1fs for the Kustomer rate budget (%s)", waited, kind)
+            self.log.debug("Waited %.1fs for the Kustomer rate budget (%s)", waited, kind)
+
+    def _announce_wait(self, seconds: float, budget: str) -> None:
+        """Said before the pause: a run that goes quiet for a minute otherwise looks hung."""
+        log = self.log.info if seconds >= 1 else self.log.debug
+        resume = datetime.fromtimestamp(self._wall() + seconds, UTC).strftime("%H:%M:%S")
+        what = budget if budget == budget_mod.RESET else f"{budget} budget"
+        log(
+            "Waiting %s s for the %s, resuming %s UTC",
+            f"{seconds:.{0 if seconds >= 10 else 1}f}",
+            what,
+            resume,
+        )
 
     def _request(
         self,
@@ -398,7 +443,10 @@ class KustomerClient:
             except httpx.TransportError as exc:
                 last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if response is not None:
-                self.budget.observe(response.headers)
+                self.budget.observe(
+                    response.headers,
+                    budget_mod.SEARCH if kind == "search" else budget_mod.ORG,
+                )
                 status = response.status_code
                 if 200 <= status < 300:
                     try:
@@ -454,19 +502,7 @@ class KustomerClient:
                     raise error_cls(message, status=status, method=method, endpoint=plain)
             # transient failure: retry with backoff
             if attempt >= s.max_retries:
-                msg = (
-                    f"Kustomer {method} {plain} failed after {attempt + 1} attempts: {last_problem}"
-                )
-                if response is not None and 200 <= response.status_code < 300:
-                    raise KustomerResponseError(
-                        msg, status=response.status_code, method=method, endpoint=plain
-                    )
-                raise KustomerServerError(
-                    msg,
-                    status=None if response is None else response.status_code,
-                    method=method,
-                    endpoint=plain,
-                )
+                raise _gave_up(method, plain, attempt + 1, last_problem, response)
             delay = self._backoff(attempt)
             if response is not None and response.status_code >= 500:
                 hinted = retry_after_delay(response.headers.get("retry-after"), now=self._wall())
