@@ -23,7 +23,7 @@ def _demo(args: argparse.Namespace) -> None:
 def _ui(args: argparse.Namespace) -> None:
     from kustomer_assets.demo import run_ui
 
-    run_ui(root=args.root, port=args.port, seed=args.seed, days=args.days)
+    run_ui(root=args.root, port=args.port)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -70,11 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=_demo)
 
-    ui = commands.add_parser("ui", help="Dagster UI over the demo instance, with the emulator")
-    ui.add_argument("--root", default=".demo")
+    ui = commands.add_parser(
+        "ui",
+        help="Dagster UI over the demo's instance and tables, with the emulator serving the "
+        "demo's own org (run the demo first)",
+        description="Reads <root>/emulator.json, which the demo wrote, so the emulator serves "
+        "the same org (seed, days and `now`) the demo loaded; uses the demo's DAGSTER_HOME "
+        "and Delta folder, and partitions starting at the demo's first day.",
+    )
+    ui.add_argument("--root", default=".demo", help="the demo folder (default .demo)")
     ui.add_argument("--port", type=int, default=3000)
-    ui.add_argument("--seed", type=int, default=7)
-    ui.add_argument("--days", type=int, default=30)
     ui.set_defaults(run=_ui)
 
     check = commands.add_parser(

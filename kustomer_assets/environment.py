@@ -7,6 +7,7 @@ any variable fails the same way: naming the variable and the value it got.
 from __future__ import annotations
 
 import os
+from datetime import date
 
 
 def _raw(name: str) -> str | None:
@@ -50,3 +51,15 @@ def bool_env(name: str, default: bool) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ValueError(f"{name} must be true or false, got {raw!r}.")
+
+
+def date_env(name: str, default: str) -> str:
+    """A day as YYYY-MM-DD: a malformed one would otherwise fail deep inside Dagster's
+    partition code at import, without naming the variable."""
+    raw = _raw(name)
+    if raw is None:
+        return default
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        raise ValueError(f"{name} must be a day as YYYY-MM-DD, got {raw!r}.") from None
