@@ -30,6 +30,8 @@ from random import Random
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from kustomer_assets import loopback_http
+
 from .dataset import ENTITY_TYPES, Dataset, generate_dataset, is_deleted
 from .search import QUERY_CONTEXTS, SearchError, run_search
 from .webhooks import DEFAULT_HEADER as WEBHOOK_HEADER
@@ -310,37 +312,22 @@ class Emulator:
         self._server = server
         self.port = server.server_address[1]
         self.base_url = f"http://{self.host}:{self.port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._thread = loopback_http.serve_in_thread(server)
         return self
 
     def _bind(self, handler: type[_Handler]) -> ThreadingHTTPServer:
-        # A restart re-binds the port it just closed; retry briefly in case the kernel is slow.
-        for attempt in range(20):
-            try:
-                return ThreadingHTTPServer((self.host, self.port), handler)
-            except OSError:
-                if not self.port or attempt == 19:
-                    raise
-                time.sleep(0.05)
-        raise AssertionError("unreachable")
+        return loopback_http.bind(self.host, self.port, handler, attempts=20)
+
+    def _open_connections(self) -> list[socket.socket]:
+        with self._conns_lock:
+            return list(self._conns)
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is None:
             return
         self._generation += 1
-        server.shutdown()
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:  # unblock keep-alive handler threads waiting for a next request
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        loopback_http.shut_down(server, self._open_connections, self._thread)
 
     def restart(self) -> Emulator:
         """Stop and start again on the same port, keeping dataset, budgets, stats and records.

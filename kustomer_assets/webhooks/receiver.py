@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kustomer_assets import loopback_http
 from kustomer_assets.environment import positive_int_env
 from kustomer_assets.webhooks.events import MalformedEvent, parse_event
 from kustomer_assets.webhooks.store import WebhookStore, retention, webhook_store_folder
@@ -153,10 +154,7 @@ class WebhookReceiver:
         self._server = server
         self.port = server.server_address[1]
         self._stopping.clear()
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._thread = loopback_http.serve_in_thread(server)
         if self.keep_for is not None:
             self._pruner = threading.Thread(target=self._prune_loop, daemon=True)
             self._pruner.start()
@@ -164,30 +162,18 @@ class WebhookReceiver:
         return self
 
     def _bind(self, handler: type[_Handler]) -> ThreadingHTTPServer:
-        # A restart re-binds the port it just closed; retry briefly in case the kernel is slow.
-        for attempt in range(40):
-            try:
-                return ThreadingHTTPServer((self.host, self.port), handler)
-            except OSError:
-                if not self.port or attempt == 39:
-                    raise
-                time.sleep(0.05)
-        raise AssertionError("unreachable")
+        return loopback_http.bind(self.host, self.port, handler, attempts=40)
+
+    def _open_connections(self) -> list[socket.socket]:
+        with self._conns_lock:
+            return list(self._conns)
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is None:
             return
         self._stopping.set()
-        server.shutdown()
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:  # unblock keep-alive handler threads waiting for a next request
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        loopback_http.shut_down(server, self._open_connections, self._thread)
 
     def __enter__(self) -> WebhookReceiver:
         return self.start()
