@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -147,3 +148,12 @@ def run_metadata(result: dg.ExecuteInProcessResult, name: str) -> dict:
     if "rows_written" in out:
         assert out["dagster/row_count"] <= out["rows_written"]
     return out
+
+
+def materialize_command(select: str, first: str, last: str) -> list[str]:
+    """`dagster asset materialize` over a partition range, exactly as README tells users."""
+    return [
+        str(Path(sys.executable).with_name("dagster")),
+        *("asset", "materialize", "-m", "kustomer_assets.definitions"),
+        *("--select", select, "--partition-range", f"{first}...{last}"),
+    ]

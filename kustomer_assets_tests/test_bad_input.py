@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kustomer_assets.assets.raw import entity_assets
 from kustomer_assets.emulator import Emulator
-from kustomer_assets_tests.conftest import TEST_KEY, Lake, day_range, materialize_range, resources
+from kustomer_assets_tests.conftest import (
+    TEST_KEY,
+    Lake,
+    day_range,
+    materialize_command,
+    materialize_range,
+    resources,
+)
 
 CONVERSATIONS_ASSET = next(a for a in entity_assets if a.key.path[-1] == "conversations")
 
@@ -115,17 +121,7 @@ def test_the_command_line_shows_the_sentence(emulator: Emulator, tmp_path: Path)
         "KUSTOMER_DELTA_ROOT": str(root),
         "DAGSTER_HOME": str(tmp_path / "home"),
     }
-    command = [
-        str(Path(sys.executable).with_name("dagster")),
-        "asset",
-        "materialize",
-        "-m",
-        "kustomer_assets.definitions",
-        "--select",
-        "conversations",
-        "--partition-range",
-        f"{first}...{last}",
-    ]
+    command = materialize_command("conversations", first, last)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     output = done.stdout + done.stderr
     assert done.returncode != 0

@@ -23,6 +23,7 @@ from kustomer_assets_tests.conftest import (
     assert_matches_truth,
     day_range,
     emulator_config,
+    materialize_command,
     materialize_range,
     resources,
     run_metadata,
@@ -208,17 +209,7 @@ def test_acceptance_command_line_with_faults(tmp_path: Path) -> None:
             "KUSTOMER_SEARCH_REQUESTS_PER_MINUTE": "5000",
         }
         (tmp_path / "home").mkdir()
-        command = [
-            str(Path(sys.executable).with_name("dagster")),
-            "asset",
-            "materialize",
-            "-m",
-            "kustomer_assets.definitions",
-            "--select",
-            "conversations,customers",
-            "--partition-range",
-            f"{first}...{last}",
-        ]
+        command = materialize_command("conversations,customers", first, last)
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-3000:]

@@ -41,6 +41,7 @@ from kustomer_assets_tests.conftest import (
     assert_matches_truth,
     day_range,
     emulator_config,
+    materialize_command,
     truth_in_window,
 )
 
@@ -210,11 +211,7 @@ def test_killed_cli_run_is_failed_then_resumed_from_its_unfinished_window(
         }
         # Every answer takes a second: the second window is still being read when we kill.
         server.set_faults(1.0, slow_seconds=1.0, slow=1)
-        command = [
-            str(BIN / "dagster"),
-            *("asset", "materialize", "-m", "kustomer_assets.definitions"),
-            *("--select", CONVERSATIONS.name, "--partition-range", f"{first}...{last}"),
-        ]
+        command = materialize_command(CONVERSATIONS.name, first, last)
         with (tmp_path / "run.log").open("w") as log:
             process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,12 @@ from kustomer_assets.entities import CONVERSATIONS
 from kustomer_assets.lake import DeltaStore
 from kustomer_assets.records import PARTITION_COLUMN
 from kustomer_assets.run_report import run_value
-from kustomer_assets_tests.conftest import TEST_KEY, assert_matches_truth, emulator_config
+from kustomer_assets_tests.conftest import (
+    TEST_KEY,
+    assert_matches_truth,
+    emulator_config,
+    materialize_command,
+)
 from kustomer_assets_tests.test_end_to_end import expected_table
 
 RANGES_DAYS_AGO = [(5, 2), (3, 0), (4, 1), (5, 0)]
@@ -94,7 +98,6 @@ def _materialization_metadata(home: Path) -> dict[str, Any]:
 
 def test_four_overlapping_backfills_at_once_equal_the_truth(tmp_path: Path) -> None:
     delta = tmp_path / "delta"
-    dagster = str(Path(sys.executable).with_name("dagster"))
     # Scale 1 over 10 days spreads conversations over every day of the ranges (at 0.5 the
     # emulator's one bulk update puts nearly all of them on today).
     with Emulator(emulator_config(days=10, scale=1.0)) as server:
@@ -114,17 +117,7 @@ def test_four_overlapping_backfills_at_once_equal_the_truth(tmp_path: Path) -> N
                 "KUSTOMER_ORG_REQUESTS_PER_MINUTE": "5000",
                 "KUSTOMER_SEARCH_REQUESTS_PER_MINUTE": "5000",
             }
-            command = [
-                dagster,
-                "asset",
-                "materialize",
-                "-m",
-                "kustomer_assets.definitions",
-                "--select",
-                "conversations",
-                "--partition-range",
-                f"{_day(first_ago)}...{_day(last_ago)}",
-            ]
+            command = materialize_command("conversations", _day(first_ago), _day(last_ago))
             processes.append(
                 subprocess.Popen(
                     command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
