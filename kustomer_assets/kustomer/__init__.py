@@ -1,4 +1,10 @@
-"""Talking to Kustomer: settings, the HTTP client, rate budgets, roles and errors."""
+"""Talking to Kustomer: settings, the HTTP client, rate budgets, roles and errors.
+
+`KustomerClient` (client) is the facade callers hold. Beneath it, by job: `transport` sends one
+request (budget, retries, 429s, auth errors via `auth`), `paging` reads list endpoints,
+`search` reads search windows, `budget` paces requests, `jsonapi` reads answers and timestamps,
+`settings` holds every default once, `stats` counts what a client cost.
+"""
 
 from . import roles
 from .budget import RateBudget

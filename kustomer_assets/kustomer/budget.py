@@ -143,12 +143,7 @@ class RateBudget:
             if self._on_wait is not None:
                 binding = SEARCH if search_wait >= wait else ORG if org_wait >= wait else RESET
                 self._on_wait(wait, binding)
-            before = self._clock()
-            self._sleep(wait)
-            elapsed = self._clock() - before
-            if elapsed < wait * 0.5:
-                with self._lock:
-                    self._offset += wait - max(elapsed, 0.0)
+            self._sleep_out(wait)
             waited += wait
         return waited  # pragma: no cover - only reachable with a clock that never advances
 
@@ -158,6 +153,28 @@ class RateBudget:
             return
         with self._lock:
             self._blocked_until = max(self._blocked_until, self._now() + seconds)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every thread for `seconds` from now and sleep them out on this one.
+
+        What a 429 asks for: the other threads must not spend the budget the server says is
+        gone, and the thread that was told waits too. The sleep goes through the budget's own
+        clock so that an injected no-op sleep still moves this budget's time forward."""
+        before = self._now()
+        self.block(seconds)
+        self._sleep_out(before + seconds - self._now())
+
+    def _sleep_out(self, seconds: float) -> None:
+        """Sleep `seconds`; when the sleep returns without the clock moving (a test's no-op
+        sleep), advance the offset instead, so waiting terminates rather than spins."""
+        if seconds <= 0:
+            return
+        start = self._clock()
+        self._sleep(seconds)
+        elapsed = self._clock() - start
+        if elapsed < seconds * 0.5:
+            with self._lock:
+                self._offset += seconds - max(elapsed, 0.0)
 
     def observe(self, headers: Mapping[str, str], kind: str = ORG) -> float:
         """Read x-ratelimit-* headers; when remaining <= reserve, hold requests until the reset.

@@ -12,8 +12,10 @@ import json
 import re
 import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from kustomer_assets.timestamps import iso_ms
 
 _SECRETS: set[str] = set()
 _SECRETS_LOCK = threading.Lock()
@@ -173,14 +175,6 @@ class KustomerIncompleteError(KustomerError):
             f"retry later or use a smaller window."
         )
         super().__init__(message, method="POST", endpoint="/v1/customers/search")
-
-
-def iso_ms(value: datetime) -> str:
-    """The timestamp format search criteria use: UTC with milliseconds and a Z."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def _strip_html(text: str) -> str:

@@ -19,10 +19,13 @@ from kustomer_assets.kustomer.settings import KustomerSettings
 
 
 class KustomerResource(dg.ConfigurableResource):
-    """Kustomer API access for the raw-entity assets (one pooled HTTP client per run)."""
+    """Kustomer API access for the raw-entity assets (one pooled HTTP client per run).
+
+    Defaults come from `KustomerSettings`, the one place they are written, so the resource
+    shown in the UI and a client built without it agree."""
 
     subdomain: str = Field(
-        default="",
+        default=KustomerSettings.subdomain,
         description="Org subdomain: `acme` for https://acme.api.kustomerapp.com "
         "(KUSTOMER_SUBDOMAIN).",
     )
@@ -31,45 +34,53 @@ class KustomerResource(dg.ConfigurableResource):
         "never inline.",
     )
     base_url: str | None = Field(
-        default=None,
+        default=KustomerSettings.base_url,
         description=(
             "Full API root replacing https://<subdomain>.api.kustomerapp.com, e.g. "
             "https://api.prod2.kustomerapp.com for EU orgs (KUSTOMER_BASE_URL)."
         ),
     )
-    search_page_size: int = Field(default=500, description="Records per search page (max 500).")
-    list_page_size: int = Field(default=100, description="Records per list page (max 100).")
+    search_page_size: int = Field(
+        default=KustomerSettings.search_page_size, description="Records per search page (max 500)."
+    )
+    list_page_size: int = Field(
+        default=KustomerSettings.list_page_size, description="Records per list page (max 100)."
+    )
     org_requests_per_minute: int = Field(
-        default=500,
+        default=KustomerSettings.org_requests_per_minute,
         description="Requests/min this connector may use of the org-wide budget shared by all apps "
         "(default: half of the Enterprise plan's 1,000).",
     )
     search_requests_per_minute: int = Field(
-        default=50,
+        default=KustomerSettings.search_requests_per_minute,
         description="Search requests/min (API keys get 100/min; default leaves half to others).",
     )
-    timeout_seconds: float = Field(default=30.0, description="Per-request timeout.")
-    max_retries: int = Field(default=5, description="Retries on 5xx, timeouts and broken bodies.")
-    backoff_base_seconds: float = Field(default=0.5, description="First retry delay; doubles.")
+    timeout_seconds: float = Field(
+        default=KustomerSettings.timeout_seconds, description="Per-request timeout."
+    )
+    max_retries: int = Field(
+        default=KustomerSettings.max_retries,
+        description="Retries on 5xx, timeouts and broken bodies.",
+    )
+    backoff_base_seconds: float = Field(
+        default=KustomerSettings.backoff_base_seconds, description="First retry delay; doubles."
+    )
     max_rate_limit_wait_seconds: float = Field(
-        default=900.0, description="How long one request may wait out 429s before the run fails."
+        default=KustomerSettings.max_rate_limit_wait_seconds,
+        description="How long one request may wait out 429s before the run fails.",
     )
     search_verify: str = Field(
-        default="auto",
+        default=KustomerSettings.search_verify,
         description="After each search window, prove it complete by ids: 'auto' lists ids "
         "only when counts show records moved during the run (one request otherwise); 'always' "
         "lists them every time (KUSTOMER_SEARCH_VERIFY).",
     )
 
-    ingest_messages: bool = Field(
-        default=True,
-        description="Land the messages table (KUSTOMER_INGEST_MESSAGES); off for users who "
-        "only want conversations.",
-    )
-    fetch_csat_responses: bool = Field(
-        default=True,
-        description="Fetch CSAT free-text answers, one request per conversation whose "
-        "satisfaction changed (KUSTOMER_FETCH_CSAT_RESPONSES); scores come with conversations.",
+    switched_off: list[str] = Field(
+        default_factory=list,
+        description="Tables not to land, by name; the environment fills it from each "
+        "table's toggle variable set to false (KUSTOMER_INGEST_MESSAGES=false switches "
+        "messages off, KUSTOMER_FETCH_CSAT_RESPONSES=false the CSAT responses).",
     )
 
     def settings(self) -> KustomerSettings:

@@ -1,7 +1,10 @@
-"""Kustomer role names and which entity needs which, so errors and skips can name the exact role.
+"""Kustomer role names, so errors and skips can name the exact role.
 
 Roles cannot be added to an existing API key, so a missing role is only fixable by creating a new
 key; the connector therefore names the role precisely rather than reporting a bare 401/403.
+Which entity needs which role, and whether a run fails without it, is the spec table's to say
+(`EntitySpec.role` / `.required`); ask `kustomer_assets.checks.key_check.role_required`. This
+module sits below the specs and cannot import them, so it holds names only.
 """
 
 from __future__ import annotations
@@ -30,32 +33,25 @@ SEARCH_ROLES: tuple[str, ...] = (
     SEARCH_PREVIEW_CREATE,
 )
 
-# A run fails without these; SEARCH_CREATE stands for "any one of SEARCH_ROLES".
-REQUIRED_ROLES: frozenset[str] = frozenset(
-    {CONVERSATION_READ, MESSAGE_READ, TAG_READ, METADATA_READ, SEARCH_CREATE}
-)
-
-# Entities behind these are skipped with a warning naming the role, never a failed run.
-OPTIONAL_ROLES: frozenset[str] = frozenset(
-    {
-        KLASS_READ,
-        CUSTOMER_READ,
-        TEAM_READ,
-        USER_READ,
-        NOTE_READ,
-        SATISFACTION_READ,
-        BRAND_READ,
-    }
-)
-
 ALL_ROLES: tuple[str, ...] = (
-    *sorted(REQUIRED_ROLES - {SEARCH_CREATE}),
+    CONVERSATION_READ,
+    MESSAGE_READ,
+    METADATA_READ,
+    TAG_READ,
     *SEARCH_ROLES,
-    *sorted(OPTIONAL_ROLES),
+    BRAND_READ,
+    CUSTOMER_READ,
+    KLASS_READ,
+    NOTE_READ,
+    SATISFACTION_READ,
+    TEAM_READ,
+    USER_READ,
 )
 """Every role the connector may use; which entity needs which lives in the spec table."""
 
 
-def is_required(role: str) -> bool:
-    """True when a missing `role` must fail the run (any search role counts as the search one)."""
-    return role in REQUIRED_ROLES or role in SEARCH_ROLES
+def object_of(role: str) -> str:
+    """The Kustomer object a read role is named after (`org.permission.note.read` -> `note`),
+    which is also its search query context."""
+    parts = role.split(".")
+    return parts[2] if len(parts) == 4 else role

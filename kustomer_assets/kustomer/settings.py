@@ -23,6 +23,9 @@ ENV_SUBDOMAIN = "KUSTOMER_SUBDOMAIN"
 ENV_API_KEY = "KUSTOMER_API_KEY"
 ENV_BASE_URL = "KUSTOMER_BASE_URL"
 
+VERIFY_MODES = ("auto", "always")
+"""The values of `search_verify` (see the field)."""
+
 
 def _is_loopback(host: str) -> bool:
     host = host.strip("[]").lower()
@@ -52,7 +55,11 @@ def _shown(value: str, limit: int = 60) -> str:
 
 @dataclass(frozen=True)
 class KustomerSettings:
-    """Everything the client needs; defaults leave half of the documented budgets to other apps."""
+    """Everything the client needs; defaults leave half of the documented budgets to other apps.
+
+    The one place the defaults are written: the Dagster resource's fields and the environment
+    reader take theirs from this class (`KustomerSettings.search_page_size` is the default),
+    so a default changed here changes everywhere."""
 
     subdomain: str = ""
     api_key: str = field(default="", repr=False)
@@ -128,7 +135,7 @@ class KustomerSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise KustomerConfigError(f"{name} must be an integer of 0 or more, got {value!r}.")
-        if self.search_verify not in ("auto", "always"):
+        if self.search_verify not in VERIFY_MODES:
             raise KustomerConfigError(
                 f"search_verify must be 'auto' or 'always', got {self.search_verify!r}."
             )
