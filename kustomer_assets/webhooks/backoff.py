@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kustomer_assets.environment import positive_int_env
-from kustomer_assets.webhooks.events import iso_ms
+from kustomer_assets.timestamps import iso_ms
 from kustomer_assets.webhooks.store import WebhookStore, webhook_store_folder
 
 ENV_QUIET_MINUTES = "KUSTOMER_WEBHOOK_QUIET_MINUTES"

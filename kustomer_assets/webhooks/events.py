@@ -18,46 +18,22 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from kustomer_assets import timestamps
 
 EVENT_NAME_KEYS = ("name", "type", "event")
 NESTED_KEYS = ("data", "object", "resource", "record")
 _EVENT_NAME = re.compile(r"^kustomer\.(?P<type>[a-z_]+)\.(?P<action>[a-z_]+)$")
-_NUMBER = re.compile(r"-?\d+(\.\d+)?")
-EPOCH_MS_ABOVE = 100_000_000_000
-"""An epoch number above this is milliseconds (1973 in ms; the year 5138 in seconds)."""
 
-# Standard library only, here and in `store`: the receiver is an internet-facing process that
-# should start in milliseconds and carry neither dagster nor polars (records.parse_timestamp).
+# Standard library only, here and in `store` (and `timestamps`): the receiver is an
+# internet-facing process that should start in milliseconds and carry neither dagster nor polars.
 
 
 def parse_time(value: Any) -> datetime | None:
-    """ISO-8601 (`Z`, an offset, or naive = UTC) or epoch seconds / milliseconds -> UTC."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        seconds = value / 1000 if abs(value) > EPOCH_MS_ABOVE else value
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if _NUMBER.fullmatch(text):
-        return parse_time(float(text))
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def iso_ms(moment: datetime) -> str:
-    """UTC with milliseconds and a Z, as Kustomer writes times (sorts as text)."""
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """A webhook's time: ISO-8601, or epoch seconds / milliseconds (senders differ)."""
+    return timestamps.parse_time(value, epoch=True)
 
 
 class MalformedEvent(ValueError):

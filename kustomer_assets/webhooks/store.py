@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kustomer_assets.environment import positive_int_env
-from kustomer_assets.webhooks.events import WebhookEvent, iso_ms, parse_time
+from kustomer_assets.timestamps import iso_ms
+from kustomer_assets.webhooks.events import WebhookEvent, parse_time
 
 ROOT_VARIABLE = "KUSTOMER_DELTA_ROOT"
 DEFAULT_DELTA_ROOT = "data/delta"
