@@ -37,19 +37,13 @@ from typing import Any
 
 import dagster as dg
 
-from kustomer_assets.entities import (
-    CONVERSATIONS,
-    ENTITIES,
-    EntitySpec,
-    ResponseByIdSource,
-    SearchSource,
-)
+from kustomer_assets.entities import ENTITIES, EntitySpec, SearchSource
 from kustomer_assets.environment import bool_env, positive_int_env
-from kustomer_assets.kustomer import KustomerClient, KustomerPermissionError
-from kustomer_assets.kustomer.errors import iso_ms
+from kustomer_assets.kustomer import KustomerClient, KustomerPermissionError, KustomerSettings
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.partitions import daily_partitions
 from kustomer_assets.records import parse_timestamp
+from kustomer_assets.timestamps import iso_ms
 from kustomer_assets.webhooks.backoff import note_polling_search, polling_rest_reason
 
 ENV_FIRST_SYNC_DAYS = "KUSTOMER_FIRST_SYNC_DAYS"
@@ -68,17 +62,24 @@ FINALIZE_CRON = "0 2 * * *"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-RAW_KEYS: tuple[dg.AssetKey, ...] = tuple(dg.AssetKey(spec.name) for spec in ENTITIES)
-SEARCHED: tuple[EntitySpec, ...] = tuple(
-    spec for spec in ENTITIES if isinstance(spec.source, SearchSource)
-)
+
+def raw_keys(entities: Iterable[EntitySpec] = ENTITIES) -> tuple[dg.AssetKey, ...]:
+    return tuple(dg.AssetKey(spec.name) for spec in entities)
+
+
+def searched(entities: Iterable[EntitySpec] = ENTITIES) -> tuple[EntitySpec, ...]:
+    return tuple(spec for spec in entities if spec.is_searched)
+
+
+RAW_KEYS = raw_keys()
+SEARCHED = searched()
 
 KUSTOMER_SEARCH_PER_MINUTE = 100
 """Kustomer's search limit for API keys (kustomer-api notes, "Rate limits")."""
 CONNECTOR_SHARE = 0.5
 """Part of the org's budget this connector may use; the rest is left to other apps."""
-PER_RUN_SEARCH_PER_MINUTE = 50
-"""`KustomerResource.search_requests_per_minute` default: what one run may spend."""
+PER_RUN_SEARCH_PER_MINUTE = KustomerSettings.search_requests_per_minute
+"""The `search_requests_per_minute` default (`KustomerSettings`): what one run may spend."""
 
 
 def recommended_pool_limit(
@@ -113,18 +114,16 @@ def _floor_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
 
 
-def refreshed_with(changed: Iterable[str]) -> set[str]:
+def refreshed_with(changed: Iterable[str], entities: Iterable[EntitySpec] = ENTITIES) -> set[str]:
     """Entities to reload for a day on which the `changed` entities changed.
 
-    Read from the spec table: CSAT responses are fetched for conversations whose satisfaction
-    changed, and a spec's `Reference` (customers) fetches the records the changed table's rows
-    point at, so both follow the table they depend on.
+    Read from the spec table's `follows`: CSAT responses are fetched for conversations whose
+    satisfaction changed, and a spec's `Reference` (customers) fetches the records the changed
+    table's rows point at, so both follow the table they depend on.
     """
     out = set(changed)
-    for spec in ENTITIES:
-        if spec.reference is not None and spec.reference.table in out:
-            out.add(spec.name)
-        if isinstance(spec.source, ResponseByIdSource) and CONVERSATIONS.name in out:
+    for spec in entities:
+        if any(upstream in changed for upstream in spec.follows):
             out.add(spec.name)
     return out
 
@@ -150,7 +149,7 @@ def find_changes(
     One full page (500 records) is read and paging stops there: the oldest change is what the
     sensor needs when there are more, and the search budget is what it must not spend.
     """
-    if not isinstance(spec.source, SearchSource):
+    if not isinstance(spec.source, SearchSource):  # narrows the type for query_context
         raise TypeError(f"{spec.name} is not read through search")
     window = client.search_window(spec.source.query_context, since, until, role=spec.role)
     page = window.first_page()
@@ -184,19 +183,25 @@ def _partition_days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _first_sync_request(now: datetime, days: int) -> dg.RunRequest:
+def _first_sync_request(
+    now: datetime, days: int, keys: tuple[dg.AssetKey, ...] = RAW_KEYS
+) -> dg.RunRequest:
     last = now.date()
     first = max(last - timedelta(days=days - 1), daily_partitions.start.date())
     return dg.RunRequest(
         # The tick time keeps a reset cursor able to ask again the same day.
         run_key=f"first-sync:{first}..{last}@{iso_ms(now)}",
-        asset_selection=list(RAW_KEYS),
+        asset_selection=list(keys),
         tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
     )
 
 
 def plan_runs(
-    changes: Iterable[EntityChanges], today: date, cursor: str, max_day_runs: int
+    changes: Iterable[EntityChanges],
+    today: date,
+    cursor: str,
+    max_day_runs: int,
+    entities: tuple[EntitySpec, ...] = ENTITIES,
 ) -> list[dg.RunRequest]:
     """Run requests for the changed days: one per day, or one range run when there are many."""
     first_partition = daily_partitions.start.date()
@@ -216,11 +221,11 @@ def plan_runs(
         return []
     if len(per_day) > max_day_runs:
         first, last = min(per_day), max(per_day)
-        entities = refreshed_with(set().union(*per_day.values()))
+        changed = refreshed_with(set().union(*per_day.values()), entities)
         return [
             dg.RunRequest(
                 run_key=f"changes:{first}..{last}@{cursor}",
-                asset_selection=_keys(entities),
+                asset_selection=_keys(changed, entities),
                 tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
             )
         ]
@@ -228,15 +233,15 @@ def plan_runs(
         dg.RunRequest(
             run_key=f"changes:{day}@{cursor}",
             partition_key=day.isoformat(),
-            asset_selection=_keys(refreshed_with(entities)),
+            asset_selection=_keys(refreshed_with(names, entities), entities),
         )
-        for day, entities in sorted(per_day.items())
+        for day, names in sorted(per_day.items())
     ]
 
 
-def _keys(entities: Iterable[str]) -> list[dg.AssetKey]:
-    wanted = set(entities)
-    return [key for key in RAW_KEYS if key.path[-1] in wanted]
+def _keys(names: Iterable[str], entities: tuple[EntitySpec, ...]) -> list[dg.AssetKey]:
+    wanted = set(names)
+    return [key for key in raw_keys(entities) if key.path[-1] in wanted]
 
 
 def build_kustomer_changes_sensor(
@@ -247,6 +252,7 @@ def build_kustomer_changes_sensor(
     default_status: dg.DefaultSensorStatus | None = None,
     clock: Callable[[], datetime] = _utc_now,
     webhook_store: Path | None = None,
+    entities: tuple[EntitySpec, ...] = ENTITIES,
 ) -> dg.SensorDefinition:
     """The `kustomer_changes` sensor; arguments default to the environment (see module doc).
 
@@ -262,9 +268,11 @@ def build_kustomer_changes_sensor(
         dg.DefaultSensorStatus.RUNNING if _running_by_default() else dg.DefaultSensorStatus.STOPPED
     )
 
+    keys = raw_keys(entities)
+
     @dg.sensor(
         name="kustomer_changes",
-        target=dg.AssetSelection.assets(*RAW_KEYS),
+        target=dg.AssetSelection.assets(*keys),
         minimum_interval_seconds=interval,
         default_status=status,
         description=(
@@ -280,7 +288,7 @@ def build_kustomer_changes_sensor(
         if not context.cursor:
             context.log.info("No cursor yet: loading the last %d days as one run", look_back)
             return dg.SensorResult(
-                run_requests=[_first_sync_request(now, look_back)], cursor=iso_ms(now)
+                run_requests=[_first_sync_request(now, look_back, keys)], cursor=iso_ms(now)
             )
         seen = parse_timestamp(context.cursor)
         if seen is None:
@@ -299,8 +307,8 @@ def build_kustomer_changes_sensor(
         since = seen + timedelta(milliseconds=1)
         changes: list[EntityChanges] = []
         with _sensor_client(kustomer, context.log) as client:
-            for spec in SEARCHED:
-                if spec.toggle and not getattr(kustomer, spec.toggle):
+            for spec in searched(entities):
+                if spec.switched_off(kustomer.switched_off):
                     continue
                 try:
                     changes.append(find_changes(client, spec, since, now))
@@ -315,7 +323,7 @@ def build_kustomer_changes_sensor(
         # today, so everything before `now` is covered.
         newest = max(c.newest for c in changed if c.newest is not None)
         cursor = iso_ms(newest if all(c.complete for c in changed) else now)
-        requests = plan_runs(changed, now.date(), cursor, day_runs)
+        requests = plan_runs(changed, now.date(), cursor, day_runs, entities)
         context.log.info(
             "Changes since %s: %s; %d run(s) requested",
             context.cursor,
@@ -331,7 +339,10 @@ def build_kustomer_changes_sensor(
 
 
 def build_finalize_yesterday_schedule(
-    *, cron_schedule: str = FINALIZE_CRON, default_status: dg.DefaultScheduleStatus | None = None
+    *,
+    cron_schedule: str = FINALIZE_CRON,
+    default_status: dg.DefaultScheduleStatus | None = None,
+    entities: tuple[EntitySpec, ...] = ENTITIES,
 ) -> dg.ScheduleDefinition:
     """`finalize_yesterday`: yesterday's partition of every raw asset, in one run."""
     status = default_status or (
@@ -344,7 +355,7 @@ def build_finalize_yesterday_schedule(
         name="finalize_yesterday",
         cron_schedule=cron_schedule,
         execution_timezone="UTC",
-        target=dg.AssetSelection.assets(*RAW_KEYS),
+        target=dg.AssetSelection.assets(*raw_keys(entities)),
         default_status=status,
         description=(
             "Reloads yesterday (UTC) in every Kustomer table once the day is over: the final "
@@ -356,7 +367,7 @@ def build_finalize_yesterday_schedule(
         return dg.RunRequest(
             run_key=f"finalize:{yesterday}",
             partition_key=yesterday.isoformat(),
-            asset_selection=list(RAW_KEYS),
+            asset_selection=list(raw_keys(entities)),
         )
 
     return finalize_yesterday

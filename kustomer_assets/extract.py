@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from kustomer_assets.entities import (
+    ByIdSource,
     EntitySpec,
     ListSource,
     MetadataSource,
-    ResponseByIdSource,
     SearchSource,
 )
 from kustomer_assets.kustomer import KustomerClient, KustomerNotFoundError
@@ -52,7 +52,7 @@ class WindowFetch:
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         for page in self._source_pages():
-            if not isinstance(self.spec.source, ResponseByIdSource):
+            if not isinstance(self.spec.source, ByIdSource):
                 self.records += len(page)
             yield page
 
@@ -71,9 +71,9 @@ class WindowFetch:
                 yield [_with_updated_at(r) for r in page]
         elif isinstance(source, MetadataSource):
             for obj in source.objects:
-                resource = self.client.get_resource(f"/v1/metadata/{obj}", role=role)
+                resource = self.client.get_resource(source.path(obj), role=role)
                 yield list(custom_attribute_records(obj, resource))
-        elif isinstance(source, ResponseByIdSource):
+        elif isinstance(source, ByIdSource):
             yield from self.by_ids(source.path_template, self.ids)
         else:  # pragma: no cover - the Source union is closed
             raise TypeError(f"unknown source {source!r}")

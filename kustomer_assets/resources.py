@@ -9,26 +9,40 @@ when the code loads.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import dagster as dg
 
+from kustomer_assets.entities import ENTITIES, EntitySpec
 from kustomer_assets.environment import bool_env, positive_int_env
 from kustomer_assets.kustomer.resource import KustomerResource
+from kustomer_assets.kustomer.settings import KustomerSettings
 from kustomer_assets.lake.resource import DeltaLakeResource
 
 DEFAULT_DELTA_ROOT = "data/delta"
 
 
+def switched_off_from_env(entities: Iterable[EntitySpec] = ENTITIES) -> list[str]:
+    """Entities whose toggle variable says false (a spec entry names its variable)."""
+    return [spec.name for spec in entities if spec.toggle and not bool_env(spec.toggle.env, True)]
+
+
 def kustomer_from_env() -> KustomerResource:
+    """The Kustomer resource from KUSTOMER_* variables; an unset one takes the default that
+    `KustomerSettings` holds, the one place defaults are written."""
+    defaults = KustomerSettings
     return KustomerResource(
         subdomain=os.getenv("KUSTOMER_SUBDOMAIN", ""),
         api_key=dg.EnvVar("KUSTOMER_API_KEY"),
         base_url=os.getenv("KUSTOMER_BASE_URL") or None,
-        org_requests_per_minute=positive_int_env("KUSTOMER_ORG_REQUESTS_PER_MINUTE", 500),
-        search_requests_per_minute=positive_int_env("KUSTOMER_SEARCH_REQUESTS_PER_MINUTE", 50),
-        search_verify=os.getenv("KUSTOMER_SEARCH_VERIFY", "auto"),
-        ingest_messages=bool_env("KUSTOMER_INGEST_MESSAGES", True),
-        fetch_csat_responses=bool_env("KUSTOMER_FETCH_CSAT_RESPONSES", True),
+        org_requests_per_minute=positive_int_env(
+            "KUSTOMER_ORG_REQUESTS_PER_MINUTE", defaults.org_requests_per_minute
+        ),
+        search_requests_per_minute=positive_int_env(
+            "KUSTOMER_SEARCH_REQUESTS_PER_MINUTE", defaults.search_requests_per_minute
+        ),
+        search_verify=os.getenv("KUSTOMER_SEARCH_VERIFY", defaults.search_verify),
+        switched_off=switched_off_from_env(),
     )
 
 

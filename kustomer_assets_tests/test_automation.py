@@ -24,9 +24,9 @@ from kustomer_assets.automation import (
 from kustomer_assets.checks.quality import quality_checks
 from kustomer_assets.emulator import Emulator
 from kustomer_assets.emulator.dataset import ms_to_iso
-from kustomer_assets.kustomer.errors import iso_ms
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.records import parse_timestamp
+from kustomer_assets.timestamps import iso_ms
 from kustomer_assets_tests.conftest import TEST_KEY, Lake, emulator_config, resources
 
 CONVERSATION_RUN = {"conversations", "customers", "satisfaction"}

@@ -161,7 +161,7 @@ def test_message_toggle_turns_ingestion_off(emulator: Emulator, lake: Lake) -> N
     asset = next(a for a in entity_assets if a.key.to_user_string() == "messages")
     before = emulator.stats.get("search.message", 0)
     result = materialize_range(
-        [asset], first, last, resources(emulator.base_url, lake, ingest_messages=False)
+        [asset], first, last, resources(emulator.base_url, lake, switched_off=["messages"])
     )
     metadata = metadata_of(result, "messages")
     assert metadata["skipped"] is True and "KUSTOMER_INGEST_MESSAGES" in metadata["reason"]

@@ -26,9 +26,9 @@ from kustomer_assets.assets.feedback import feedback
 from kustomer_assets.assets.raw import entity_assets
 from kustomer_assets.automation import SEARCHED, build_kustomer_changes_sensor
 from kustomer_assets.emulator import Emulator
-from kustomer_assets.kustomer.errors import iso_ms
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.records import parse_timestamp
+from kustomer_assets.timestamps import iso_ms
 from kustomer_assets.webhooks import store as store_module
 from kustomer_assets.webhooks.events import parse_event
 from kustomer_assets.webhooks.receiver import DEFAULT_HEADER, WebhookReceiver

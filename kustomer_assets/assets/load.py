@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from kustomer_assets.assets.lookups import csat_response_ids, missing_references
-from kustomer_assets.entities import EntitySpec, ResponseByIdSource
+from kustomer_assets.assets.lookups import ids_to_fetch, missing_references
+from kustomer_assets.entities import ByIdSource, EntitySpec
 from kustomer_assets.extract import WindowFetch
 from kustomer_assets.kustomer import KustomerClient
 from kustomer_assets.lake import DeltaStore, WriteSummary
@@ -95,8 +95,9 @@ def load_window(
 ) -> WindowLoad:
     """Fetch `[start, end)` of `spec` and replace the table's `days` with it, atomically."""
     first_day, end_day = days
-    by_id = isinstance(spec.source, ResponseByIdSource)
-    ids = csat_response_ids(store, start, end) if by_id else []
+    source = spec.source
+    by_id = isinstance(source, ByIdSource)
+    ids = ids_to_fetch(store, spec.name, source, start, end) if by_id else []
     fetch = WindowFetch(spec, client, start, end, ids=ids)
     fetched_ids: set[str] = set()
     batch: list[dict[str, Any]] = []
@@ -110,7 +111,8 @@ def load_window(
                 replacement.add(frame)
                 batch.clear()
 
-        by_id_progress = _ByIdProgress(spec.name, load.window, "CSAT responses", len(ids), log)
+        what = source.what if isinstance(source, ByIdSource) else "records"
+        by_id_progress = _ByIdProgress(spec.name, load.window, what, len(ids), log)
         if ids:
             by_id_progress.start()
         for pages, page in enumerate(fetch, start=1):
@@ -129,14 +131,14 @@ def load_window(
                     client.stats.requests,
                     client.budget.describe_remaining(),
                 )
-        if spec.reference:
+        if spec.reference and spec.by_id_path:
             missing = missing_references(store, spec.name, spec.reference, start, end, fetched_ids)
             what = f"records that {spec.reference.table} points at but the table lacks"
             reference_progress = _ByIdProgress(spec.name, load.window, what, len(missing), log)
             if missing:
                 reference_progress.start()
             found_before, gone_before = fetch.records, fetch.not_found
-            for page in fetch.by_ids(spec.reference.path_template, missing):
+            for page in fetch.by_ids(spec.by_id_path, missing):
                 batch.extend(page)
                 stage()
                 done = fetch.records - found_before + fetch.not_found - gone_before

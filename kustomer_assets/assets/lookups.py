@@ -7,43 +7,43 @@ from datetime import datetime
 
 import polars as pl
 
-from kustomer_assets.entities import CONVERSATIONS, Reference
+from kustomer_assets.entities import ByIdSource, Reference
 from kustomer_assets.lake import DeltaStore
 from kustomer_assets.records import PARTITION_COLUMN
 
-SATISFACTION_TABLE = "satisfaction"
 
+def ids_to_fetch(
+    store: DeltaStore, table: str, source: ByIdSource, start: datetime, end: datetime
+) -> list[str]:
+    """Ids of `table`'s records (held on `source.ids_from` rows) to fetch for `[start, end)`.
 
-def csat_response_ids(store: DeltaStore, start: datetime, end: datetime) -> list[str]:
-    """CSAT responses to fetch for `[start, end)`.
-
-    Responses cost one request each, so unchanged ones are not asked for again: those of
-    conversations whose satisfaction changed in the window (any stored version counts), plus
-    those that the window's conversations point at but the table lacks -- a conversation rated
-    on D1 and touched again on D2 sits in D2's partition, so when D1 was loaded before D2,
-    D1's run could not see it.
+    Each record costs one request, so unchanged ones are not asked for again: those whose
+    `changed_at_column` (CSAT: a conversation's `satisfaction_updated_at`) fell in the window
+    on any stored version, plus those that the window's rows point at but the table lacks -- a
+    conversation rated on D1 and touched again on D2 sits in D2's partition, so when D1 was
+    loaded before D2, D1's run could not see it.
     """
-    if not store.exists(CONVERSATIONS.name):
+    if not store.exists(source.ids_from):
         return []
-    response = pl.col("satisfaction_response_id")
-    stamp = pl.coalesce("satisfaction_updated_at", "updated_at")
+    record_id = pl.col(source.id_column)
+    stamp = pl.coalesce(source.changed_at_column, "updated_at")
     changed = (stamp >= start) & (stamp < end)
     in_window = pl.col(PARTITION_COLUMN).is_between(start.date(), end.date(), closed="left")
     candidates = (
-        store.scan(CONVERSATIONS.name)
-        .filter(response.is_not_null() & (changed | in_window))
-        .group_by(response)
+        store.scan(source.ids_from)
+        .filter(record_id.is_not_null() & (changed | in_window))
+        .group_by(record_id)
         .agg(changed.any().alias("changed"))
         .collect()
     )
     stored: set[str] = set()
-    if store.exists(SATISFACTION_TABLE):
-        ids = store.scan(SATISFACTION_TABLE).select(pl.col("id").unique()).collect()
+    if store.exists(table):
+        ids = store.scan(table).select(pl.col("id").unique()).collect()
         stored = set(ids.to_series().to_list())
     return sorted(
-        response_id
-        for response_id, was_changed in candidates.iter_rows()
-        if was_changed or response_id not in stored
+        candidate
+        for candidate, was_changed in candidates.iter_rows()
+        if was_changed or candidate not in stored
     )
 
 

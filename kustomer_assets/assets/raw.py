@@ -16,20 +16,15 @@ import dagster as dg
 
 from kustomer_assets.assets.load import NOTE_RUN, NOTE_WINDOW, WindowLoad, load_window, window_key
 from kustomer_assets.assets.progress import RunProgress, plural, run_progress
-from kustomer_assets.entities import (
-    CONVERSATIONS,
-    ENTITIES,
-    EntitySpec,
-    ResponseByIdSource,
-    SearchSource,
-)
-from kustomer_assets.kustomer import KustomerClient, KustomerError, KustomerPermissionError, roles
+from kustomer_assets.checks.key_check.probes import role_required
+from kustomer_assets.entities import ENTITIES, EntitySpec
+from kustomer_assets.kustomer import KustomerClient, KustomerError, KustomerPermissionError
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.lake import DeltaStore, StorageRootError
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.partitions import daily_partitions
 from kustomer_assets.run_recovery import record_run_worker
-from kustomer_assets.run_report import run_key
+from kustomer_assets.run_report import RunReport, SkippedRun
 
 # BackfillPolicy is "beta" in 1.13 but is what makes a UI/CLI range one run; the warning would
 # otherwise print once per asset on every code load.
@@ -50,11 +45,6 @@ OWNERS = ["team:feedback-analytics"]
 
 SNAPSHOT_DAYS = (date(1970, 1, 1), date(2200, 1, 1))
 """Snapshot entities replace every day: the whole list is read on every run."""
-
-TOGGLE_VARIABLES = {
-    "ingest_messages": "KUSTOMER_INGEST_MESSAGES",
-    "fetch_csat_responses": "KUSTOMER_FETCH_CSAT_RESPONSES",
-}
 
 
 def table_schema(spec: EntitySpec, columns: dict[str, str] | None = None) -> dg.TableSchema:
@@ -84,7 +74,7 @@ def _discovered_column(name: str) -> str | None:
 
 
 def _check_search_horizon(spec: EntitySpec, start: datetime) -> None:
-    if isinstance(spec.source, SearchSource) and start < datetime.now(UTC) - SEARCH_HORIZON:
+    if spec.is_searched and start < datetime.now(UTC) - SEARCH_HORIZON:
         raise dg.Failure(
             f"{spec.name}: partitions before {(datetime.now(UTC) - SEARCH_HORIZON).date()} are "
             "outside Kustomer search's two-year window; older history needs Kustomer's Archive "
@@ -92,12 +82,20 @@ def _check_search_horizon(spec: EntitySpec, start: datetime) -> None:
         )
 
 
-def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
-    """The asset for one entity spec."""
+def switched_off_reason(spec: EntitySpec, kustomer: KustomerResource) -> str | None:
+    """Why the user's settings leave `spec` out of this run, or None when it is in."""
+    if spec.toggle is None or not spec.switched_off(kustomer.switched_off):
+        return None
+    return f"disabled by {spec.toggle.env}=false"
 
-    upstream = [CONVERSATIONS.name] if isinstance(spec.source, ResponseByIdSource) else []
-    if spec.reference:
-        upstream.append(spec.reference.table)
+
+def build_entity_asset(
+    spec: EntitySpec, entities: tuple[EntitySpec, ...] = ENTITIES
+) -> dg.AssetsDefinition:
+    """The asset for one entity spec; `entities` is the table it belongs to (progress counts
+    the windows of every table of the run)."""
+
+    upstream = list(spec.follows)
 
     @dg.asset(
         name=spec.name,
@@ -124,15 +122,17 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         window = context.partition_time_window
         start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
         log = context.log
-        if spec.toggle and not getattr(kustomer, spec.toggle):
-            reason = f"disabled by {TOGGLE_VARIABLES.get(spec.toggle, spec.toggle)}=false"
+        reason = switched_off_reason(spec, kustomer)
+        if reason is not None:
             log.info("%s: %s; nothing fetched", spec.name, reason)
-            return _per_partition(context, {"skipped": True, "reason": reason})
+            return _per_partition(context, SkippedRun(reason).to_metadata())
         _check_search_horizon(spec, start)
         with one_sentence_failures(spec.name):
             store = lake.store()
             store.check()  # a bad KUSTOMER_DELTA_ROOT fails before any request is spent
-            loads, stats, skipped = _load_windows(spec, context, kustomer, store, start, end)
+            loads, stats, skipped = _load_windows(
+                spec, entities, context, kustomer, store, start, end
+            )
         if skipped is not None:
             return _per_partition(context, _skipped_metadata(spec, skipped, stats))
         rows_per_day: dict[str, int] = {}
@@ -149,6 +149,7 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
 
 def _load_windows(
     spec: EntitySpec,
+    entities: tuple[EntitySpec, ...],
     context: dg.AssetExecutionContext,
     kustomer: KustomerResource,
     store: DeltaStore,
@@ -165,7 +166,7 @@ def _load_windows(
     finished = {note[NOTE_WINDOW]: note for note in store.commit_notes(spec.name, NOTE_RUN, run)}
     plan = plan_windows(spec, start, end)
     progress = run_progress(
-        context.run.run_id, lambda: _run_window_count(context, kustomer, start, end)
+        context.run.run_id, lambda: _run_window_count(entities, context, kustomer, start, end)
     )
     loads: list[WindowLoad] = []
     with kustomer.client(logger=log) as client:
@@ -187,7 +188,7 @@ def _load_windows(
                 )
         except KustomerPermissionError as error:
             # A missing search role blocks every searched entity, optional ones included.
-            if spec.required or roles.is_required(error.role or ""):
+            if spec.required or role_required(error.role or "", entities):
                 raise
             progress.windows_dropped(len(plan) - len(loads))
             log.warning("%s skipped: %s", spec.name, error)
@@ -227,18 +228,22 @@ def window_line(
 
 
 def _run_window_count(
-    context: dg.AssetExecutionContext, kustomer: KustomerResource, start: datetime, end: datetime
+    entities: tuple[EntitySpec, ...],
+    context: dg.AssetExecutionContext,
+    kustomer: KustomerResource,
+    start: datetime,
+    end: datetime,
 ) -> int:
     """Windows of every raw table this run will load: each shares the run's partition range."""
     # No selection: the whole asset job, i.e. every table.
-    selected = context.run.asset_selection or {dg.AssetKey(spec.name) for spec in ENTITIES}
+    selected = context.run.asset_selection or {dg.AssetKey(spec.name) for spec in entities}
     steps = context.run.step_keys_to_execute  # a re-execution from failure runs only these
     return sum(
         len(plan_windows(spec, start, end))
-        for spec in ENTITIES
+        for spec in entities
         if dg.AssetKey(spec.name) in selected
         and (steps is None or spec.name in steps)
-        and not (spec.toggle and not getattr(kustomer, spec.toggle))
+        and switched_off_reason(spec, kustomer) is None
     )
 
 
@@ -286,43 +291,41 @@ def _metadata(
     start: datetime,
     end: datetime,
 ) -> dict[str, object]:
+    """The run's `RunReport` (over every window, resumed ones included) as metadata."""
     rows_per_day: dict[str, int] = {}
-    for load in loads:
-        rows_per_day.update(load.rows_per_day)
-    totals = [load.reported_total for load in loads]
     columns: dict[str, str] = {}
     for load in loads:
+        rows_per_day.update(load.rows_per_day)
         columns.update(load.columns)
-    run: dict[str, object] = {
-        "rows_written": sum(load.rows for load in loads),
-        "rows_per_day": dg.MetadataValue.json(dict(sorted(rows_per_day.items()))),
-        "api_reported_total": None if None in totals else sum(t or 0 for t in totals),
-        "records_fetched": sum(load.records_fetched for load in loads),
-        "duplicates_dropped": sum(load.duplicates_dropped for load in loads),
-        "rows_outside_window": sum(load.rows_outside_window for load in loads),
-        "not_found": sum(load.not_found for load in loads),
-        "api_count_after": _sum_or_none(load.api_count_after for load in loads),
-        "changed_during_run": sum(load.changed_during_run for load in loads),
-        "refetched_after_id_check": sum(load.refetched for load in loads),
-        "ids_unaccounted": sum(load.unaccounted for load in loads),
-        "verified_by": ", ".join(sorted({load.verified_by for load in loads if load.verified_by}))
+    totals = [load.reported_total for load in loads]
+    report = RunReport(
+        rows_written=sum(load.rows for load in loads),
+        rows_per_day=rows_per_day,
+        api_reported_total=None if None in totals else sum(t or 0 for t in totals),
+        records_fetched=sum(load.records_fetched for load in loads),
+        duplicates_dropped=sum(load.duplicates_dropped for load in loads),
+        rows_outside_window=sum(load.rows_outside_window for load in loads),
+        not_found=sum(load.not_found for load in loads),
+        api_count_after=_sum_or_none(load.api_count_after for load in loads),
+        changed_during_run=sum(load.changed_during_run for load in loads),
+        refetched_after_id_check=sum(load.refetched for load in loads),
+        ids_unaccounted=sum(load.unaccounted for load in loads),
+        verified_by=", ".join(sorted({load.verified_by for load in loads if load.verified_by}))
         or "-",
-        "rows_with_unparsed_values": sum(load.unparsed_rows for load in loads),
-        "schema_changes": dg.MetadataValue.json(
-            sorted({change for load in loads for change in load.schema_changes})
-        ),
-        "commit_retries": sum(load.commit_retries for load in loads),
-        "windows": len(loads),
-        "windows_resumed": sum(load.resumed for load in loads),
-        "delta_version": max((load.delta_version or -1 for load in loads), default=None),
-        "window_start": start.isoformat(),
-        "window_end": end.isoformat(),
-        **{f"kustomer/{k}": v for k, v in stats.items()},
-    }
+        rows_with_unparsed_values=sum(load.unparsed_rows for load in loads),
+        schema_changes=sorted({change for load in loads for change in load.schema_changes}),
+        commit_retries=sum(load.commit_retries for load in loads),
+        windows=len(loads),
+        windows_resumed=sum(load.resumed for load in loads),
+        delta_version=max((load.delta_version or -1 for load in loads), default=None),
+        window_start=start,
+        window_end=end,
+        client=dict(stats),
+    )
     metadata: dict[str, object] = {
         "dagster/uri": uri,
         "snapshot": spec.is_snapshot,
-        **{run_key(k): v for k, v in run.items()},
+        **report.to_metadata(),
     }
     if columns:
         metadata["dagster/column_schema"] = table_schema(spec, columns)
@@ -351,12 +354,13 @@ def _sum_or_none(values: Iterable[int | None]) -> int | None:
 def _skipped_metadata(
     spec: EntitySpec, error: KustomerPermissionError, stats: dict[str, int | float]
 ) -> dict[str, object]:
-    return {
-        "skipped": True,
-        "missing_role": error.role or spec.role,
-        "reason": str(error),
-        **{run_key(f"kustomer/{k}"): v for k, v in stats.items()},
-    }
+    skipped = SkippedRun(reason=str(error), missing_role=error.role or spec.role, client=stats)
+    return skipped.to_metadata()
 
 
-entity_assets = [build_entity_asset(spec) for spec in ENTITIES]
+def build_entity_assets(entities: tuple[EntitySpec, ...] = ENTITIES) -> list[dg.AssetsDefinition]:
+    """One asset per entry of the spec table."""
+    return [build_entity_asset(spec, entities) for spec in entities]
+
+
+entity_assets = build_entity_assets()

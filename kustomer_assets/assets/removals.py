@@ -18,11 +18,12 @@ from kustomer_assets.assets.raw import (
     OWNERS,
     RAW_GROUP,
     SEARCH_HORIZON,
-    TOGGLE_VARIABLES,
     one_sentence_failures,
+    switched_off_reason,
 )
+from kustomer_assets.checks.key_check.probes import role_required
 from kustomer_assets.entities import ENTITIES, EntitySpec, SearchSource
-from kustomer_assets.kustomer import KustomerPermissionError, roles
+from kustomer_assets.kustomer import KustomerPermissionError
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.lake.tables import replace_rows_where
@@ -97,10 +98,8 @@ def removed_records(
         searchable_since = datetime.now(UTC) - SEARCH_HORIZON + timedelta(days=1)
         with kustomer.client(logger=log) as client:
             for spec in SEARCHED:
-                if spec.toggle and not getattr(kustomer, spec.toggle):
-                    skipped[spec.name] = (
-                        f"disabled by {TOGGLE_VARIABLES.get(spec.toggle, spec.toggle)}=false"
-                    )
+                if (off := switched_off_reason(spec, kustomer)) is not None:
+                    skipped[spec.name] = off
                     continue
                 if not store.exists(spec.name):
                     skipped[spec.name] = "no table yet"
@@ -115,7 +114,7 @@ def removed_records(
                         max_candidate_share=config.max_candidate_share,
                     )
                 except KustomerPermissionError as error:
-                    if spec.required or roles.is_required(error.role or ""):
+                    if spec.required or role_required(error.role or ""):
                         raise
                     log.warning("%s not reconciled: %s", spec.name, error)
                     skipped[spec.name] = f"missing role {error.role or spec.role}"

@@ -15,13 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-import dagster as dg
 import polars as pl
 
+from kustomer_assets.entities import (
+    BRANDS,
+    CONVERSATIONS,
+    CUSTOMERS,
+    MESSAGES,
+    NOTES,
+    SATISFACTION,
+    TAGS,
+    TEAMS,
+    USERS,
+)
+from kustomer_assets.feedback.columns import FEEDBACK, column_descriptions, written_schema
 from kustomer_assets.lake import DeltaStore
 from kustomer_assets.removals import REMOVED_RECORDS
-
-FEEDBACK = "feedback"
 
 CONVERSATION_COLUMNS = {
     "id": "conversation_id",
@@ -54,100 +63,6 @@ TRANSCRIPT_ENTRY = pl.Struct(
 )
 
 
-DESCRIPTIONS = {
-    "conversation_id": "Kustomer conversation id; one row each.",
-    "created_at": "When the conversation started (UTC).",
-    "updated_at": "Last change to the conversation in Kustomer (UTC).",
-    "first_response_at": "First agent reply (UTC).",
-    "first_done_at": "When first marked done (UTC).",
-    "last_done_at": "When last marked done (UTC).",
-    "status": "open, snoozed or done.",
-    "channels": "Channels used (email, chat, sms ...).",
-    "direction": "in: started by the customer; out: by an agent.",
-    "priority": "Priority 1 (lowest) to 5 (urgent).",
-    "subject": "Conversation name / subject line.",
-    "customer_id": "Kustomer customer id (the survivor when that customer was merged).",
-    "customer_name": "Customer's full name.",
-    "customer_email": "Customer's first email address.",
-    "customer_locale": "Customer's locale.",
-    "customer_external_id": "Customer id in the company's own systems.",
-    "customer_verified": "Customer identity verified.",
-    "customer_time_zone": "Customer's time zone.",
-    "brand_name": "Brand the conversation belongs to.",
-    "tag_names": "Tag names, in the conversation's order.",
-    "assigned_team_names": "Teams assigned.",
-    "assigned_agent_name": "First assigned agent's name.",
-    "assigned_agent_email": "First assigned agent's email.",
-    "message_count_in": "Messages from the customer.",
-    "message_count_out": "Messages from agents.",
-    "first_inbound_message_text": "Text of the customer's first message (Kustomer preview).",
-    "transcript": "Messages in order: sent_at, direction, speaker (customer or agent name), text.",
-    "transcript_text": "The transcript as 'speaker: text' lines, for full-text search.",
-    "internal_notes_text": "Internal notes (not seen by the customer), oldest first.",
-    "first_response_minutes": (
-        "Minutes from the conversation's start to the first agent reply (Kustomer's "
-        "firstResponse.time)."
-    ),
-    "first_response_business_minutes": (
-        "The same within the org's business hours (firstResponse.businessTime), where Kustomer "
-        "computes it."
-    ),
-    "resolution_minutes": (
-        "Minutes from the start to when it was last marked done (lastDone); null while open."
-    ),
-    "reopen_count": "Times the conversation was reopened after being done.",
-    "ended_reason": "Why it ended, as Kustomer records it.",
-    "last_message_at": "When the latest message was sent (from the messages table).",
-    "last_message_direction": "in (the customer wrote last) or out (an agent did).",
-    "customer_text": (
-        "Only what the customer wrote: the inbound messages' text in order, one per line, "
-        "ready for sentiment or topic models (Kustomer's preview of each message)."
-    ),
-    "csat_score": "CSAT score Kustomer keeps on the conversation; null when unrated (never 0).",
-    "csat_rating": "CSAT rating the customer gave.",
-    "csat_comment": "CSAT free-text comment.",
-}
-
-
-def column_descriptions() -> dg.TableSchema:
-    """The documented columns, for the Dagster UI before the first build; once built, the
-    materialization carries `written_schema` (real types, every custom column)."""
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name, description=text) for name, text in DESCRIPTIONS.items()]
-        + [
-            dg.TableColumn(
-                "conversation_custom_* / customer_custom_*",
-                description="Every custom attribute, typed by its Kustomer suffix.",
-            )
-        ]
-    )
-
-
-def written_schema(schema: pl.Schema) -> dg.TableSchema:
-    """The table as written: every column with its polars type and what it holds."""
-
-    def describe(name: str) -> str:
-        if name in DESCRIPTIONS:
-            return DESCRIPTIONS[name]
-        for prefix, owner in (
-            ("conversation_custom_", "conversation"),
-            ("customer_custom_", "customer"),
-        ):
-            if name.startswith(prefix):
-                return (
-                    f"The {owner}'s custom attribute `{name.removeprefix(owner + '_')}`, typed by "
-                    "its Kustomer suffix."
-                )
-        return ""
-
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(name, type=str(dtype), description=describe(name))
-            for name, dtype in schema.items()
-        ]
-    )
-
-
 def current(store: DeltaStore, table: str, ids: Collection[str] | None = None, on: str = "id"):
     """Latest version per id of `table`, limited to rows whose `on` column is in `ids`."""
     if not store.exists(table):
@@ -176,7 +91,7 @@ def _surviving_customer(store: DeltaStore, frame: pl.LazyFrame) -> pl.LazyFrame:
         return frame
     survivors = (
         store.scan(REMOVED_RECORDS)
-        .filter((pl.col("entity") == "customers") & pl.col("merged_into_id").is_not_null())
+        .filter((pl.col("entity") == CUSTOMERS.name) & pl.col("merged_into_id").is_not_null())
         .select(pl.col("id").alias("customer_id"), pl.col("merged_into_id").alias("_survivor"))
     )
     return (
@@ -207,10 +122,10 @@ def _minutes(milliseconds: pl.Expr) -> pl.Expr:
 
 def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) -> pl.DataFrame:
     """Feedback rows for `conversation_ids` (None: every conversation), live ones only."""
-    conversations = current(store, "conversations", conversation_ids)
+    conversations = current(store, CONVERSATIONS.name, conversation_ids)
     if conversations is None:
         return pl.DataFrame()
-    conversations = _live(_without_removed(store, conversations, "conversations"))
+    conversations = _live(_without_removed(store, conversations, CONVERSATIONS.name))
     conversations = _surviving_customer(store, conversations)
     base = conversations.select(
         *[pl.col(src).alias(dst) for src, dst in CONVERSATION_COLUMNS.items()],
@@ -230,12 +145,12 @@ def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) 
             "resolution_minutes"
         ),
         pl.col("satisfaction_rating").alias("conversation_satisfaction_rating"),
-        *_renamed_custom(conversations, "conversation"),
+        *_renamed_custom(conversations, CONVERSATIONS.kustomer_type),
     ).collect()
     ids = base["conversation_id"].to_list()
     frame = base.lazy()
     frame = _join_customers(store, frame, base["customer_id"].drop_nulls().unique().to_list())
-    users = current(store, "users")  # agents: the assignee and the transcript's speakers
+    users = current(store, USERS.name)  # agents: the assignee and the transcript's speakers
     frame = _join_names(store, frame, users)
     frame = _join_messages(store, frame, ids, users)
     frame = _join_notes(store, frame, ids)
@@ -248,10 +163,10 @@ def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) 
 
 
 def _join_customers(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.LazyFrame:
-    customers = current(store, "customers", ids)
+    customers = current(store, CUSTOMERS.name, ids)
     if customers is None:
         return frame.with_columns(pl.lit(None, pl.Utf8).alias(c) for c in CUSTOMER_COLUMNS.values())
-    customers = _without_removed(store, customers, "customers").select(
+    customers = _without_removed(store, customers, CUSTOMERS.name).select(
         pl.col("id").alias("customer_id"),
         pl.col("name").alias("customer_name"),
         pl.col("emails").list.first().alias("customer_email"),
@@ -259,14 +174,14 @@ def _join_customers(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> p
         pl.col("external_id").alias("customer_external_id"),
         pl.col("verified").alias("customer_verified"),
         pl.col("time_zone").alias("customer_time_zone"),
-        *_renamed_custom(customers, "customer"),
+        *_renamed_custom(customers, CUSTOMERS.kustomer_type),
     )
     return frame.join(customers, on="customer_id", how="left")
 
 
 def _join_names(store: DeltaStore, frame: pl.LazyFrame, users: pl.LazyFrame | None) -> pl.LazyFrame:
     """Brand name, tag names (in the conversation's tag order), first agent, team names."""
-    brands, tags, teams = (current(store, t) for t in ("brands", "tags", "teams"))
+    brands, tags, teams = (current(store, spec.name) for spec in (BRANDS, TAGS, TEAMS))
     if brands is not None:
         frame = frame.join(
             brands.select(pl.col("id").alias("brand_id"), pl.col("name").alias("brand_name")),
@@ -314,7 +229,7 @@ def _join_messages(
     store: DeltaStore, frame: pl.LazyFrame, ids: list[str], users: pl.LazyFrame | None
 ) -> pl.LazyFrame:
     """Counts, first inbound text and the ordered transcript; speaker is the agent's name."""
-    messages = current(store, "messages", ids, on="conversation_id")
+    messages = current(store, MESSAGES.name, ids, on="conversation_id")
     empty = [
         pl.lit(0, pl.UInt32).alias("message_count_in"),
         pl.lit(0, pl.UInt32).alias("message_count_out"),
@@ -327,7 +242,7 @@ def _join_messages(
     ]
     if messages is None:
         return frame.with_columns(empty)
-    messages = _live(_without_removed(store, messages, "messages"))
+    messages = _live(_without_removed(store, messages, MESSAGES.name))
     if users is not None:
         messages = messages.join(
             users.select(pl.col("id").alias("sent_by_user_id"), pl.col("name").alias("_agent")),
@@ -338,7 +253,7 @@ def _join_messages(
         messages = messages.with_columns(pl.lit(None, pl.Utf8).alias("_agent"))
     speaker = (
         pl.when(pl.col("direction") == "in")
-        .then(pl.lit("customer"))
+        .then(pl.lit(CUSTOMERS.kustomer_type))  # the customer's side is named by its kind
         .otherwise(pl.coalesce("_agent", pl.lit("agent")))
     )
     per_conversation = (
@@ -379,11 +294,11 @@ def _join_messages(
 
 
 def _join_notes(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.LazyFrame:
-    notes = current(store, "notes", ids, on="conversation_id")
+    notes = current(store, NOTES.name, ids, on="conversation_id")
     if notes is None:
         return frame.with_columns(pl.lit(None, pl.Utf8).alias("internal_notes_text"))
     per_conversation = (
-        _live(_without_removed(store, notes, "notes"))
+        _live(_without_removed(store, notes, NOTES.name))
         .sort("conversation_id", "created_at", "id")
         .group_by("conversation_id", maintain_order=True)
         .agg(pl.col("body").drop_nulls().str.join("\n\n").alias("internal_notes_text"))
@@ -394,7 +309,7 @@ def _join_notes(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.La
 def _join_csat(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.LazyFrame:
     """CSAT score as Kustomer keeps it on the conversation; rating and comment from the
     response when it was fetched, the rating from the conversation otherwise."""
-    responses = current(store, "satisfaction", ids, on="conversation_id")
+    responses = current(store, SATISFACTION.name, ids, on="conversation_id")
     if responses is not None:
         latest = (
             responses.sort("conversation_id", "updated_at", "id")
@@ -415,3 +330,6 @@ def _join_csat(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.Laz
     return frame.with_columns(
         pl.coalesce("_rating", "conversation_satisfaction_rating").alias("csat_rating"),
     ).drop("_rating", "conversation_satisfaction_rating")
+
+
+__all__ = ["FEEDBACK", "build_feedback", "column_descriptions", "current", "written_schema"]

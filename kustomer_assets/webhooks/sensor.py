@@ -8,7 +8,7 @@ the polling `kustomer_changes` sensor (`automation.plan_runs`: CSAT answers and 
 customers follow conversations, many days become one range run). It makes no API call itself.
 `feedback`'s automation condition then refreshes `feedback` after those runs.
 
-Which tables an event reloads (`TABLES_FOR_EVENT`):
+Which tables an event reloads (each spec's `webhook_events`, gathered in `TABLES_FOR_EVENT`):
 - conversation -> conversations, and notes: Kustomer sends no note events, but a new note
   touches its conversation, on the same day;
 - message -> messages and conversations (counts and last-message times live on it);
@@ -33,14 +33,14 @@ from kustomer_assets.automation import (
     DEFAULT_MAX_DAY_RUNS,
     ENV_AUTOMATION_RUNNING,
     ENV_MAX_DAY_RUNS,
-    RAW_KEYS,
     EntityChanges,
     plan_runs,
+    raw_keys,
 )
-from kustomer_assets.entities import ENTITIES_BY_NAME
+from kustomer_assets.entities import ENTITIES, EntitySpec
 from kustomer_assets.environment import bool_env, positive_int_env
-from kustomer_assets.kustomer.errors import iso_ms
 from kustomer_assets.kustomer.resource import KustomerResource
+from kustomer_assets.timestamps import iso_ms
 from kustomer_assets.webhooks.backoff import READER, recent_webhook_event
 from kustomer_assets.webhooks.store import StoredEvent, WebhookStore, webhook_store_folder
 
@@ -51,13 +51,17 @@ DEFAULT_INTERVAL = 30
 BATCH = 10_000
 """Events read per tick; a backlog (the sensor was stopped) is worked off over several ticks."""
 
-TABLES_FOR_EVENT: dict[str, tuple[str, ...]] = {
-    "conversation": ("conversations", "notes"),
-    "message": ("messages", "conversations"),
-    "customer": ("customers",),
-    "team": ("teams",),
-    "user": ("users",),
-}
+
+def tables_for_events(entities: Iterable[EntitySpec] = ENTITIES) -> dict[str, tuple[str, ...]]:
+    """Webhook object type -> the raw tables its events touch (each spec's `webhook_events`)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for spec in entities:
+        for object_type in spec.webhook_events:
+            out[object_type] = (*out.get(object_type, ()), spec.name)
+    return out
+
+
+TABLES_FOR_EVENT = tables_for_events()
 PENDING = (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED)
 PARTITION_TAG = "dagster/partition"
 
@@ -67,13 +71,16 @@ def _utc_now() -> datetime:
 
 
 def changes_from_events(
-    events: Iterable[StoredEvent], enabled: Callable[[str], bool] = lambda _: True
+    events: Iterable[StoredEvent],
+    enabled: Callable[[str], bool] = lambda _: True,
+    entities: tuple[EntitySpec, ...] = ENTITIES,
 ) -> tuple[list[EntityChanges], Counter[str]]:
     """Per raw table, the days the events touched; and the object types that map to none."""
     stamps: dict[str, list[datetime]] = {}
     skipped: Counter[str] = Counter()
+    for_event = tables_for_events(entities)
     for event in events:
-        tables = [t for t in TABLES_FOR_EVENT.get(event.object_type or "", ()) if enabled(t)]
+        tables = [t for t in for_event.get(event.object_type or "", ()) if enabled(t)]
         if not tables:
             skipped[event.object_type or "unknown"] += 1
             continue
@@ -121,6 +128,7 @@ def build_kustomer_webhook_events_sensor(
     max_day_runs: int | None = None,
     default_status: dg.DefaultSensorStatus | None = None,
     clock: Callable[[], datetime] = _utc_now,
+    entities: tuple[EntitySpec, ...] = ENTITIES,
 ) -> dg.SensorDefinition:
     """The sensor; arguments default to the environment (see the module doc).
 
@@ -137,7 +145,7 @@ def build_kustomer_webhook_events_sensor(
 
     @dg.sensor(
         name=SENSOR_NAME,
-        target=dg.AssetSelection.assets(*RAW_KEYS),
+        target=dg.AssetSelection.assets(*raw_keys(entities)),
         minimum_interval_seconds=interval,
         default_status=status,
         description=(
@@ -183,13 +191,11 @@ def build_kustomer_webhook_events_sensor(
             )
         last = events[-1].seq
 
-        def enabled(table: str) -> bool:
-            toggle = ENTITIES_BY_NAME[table].toggle
-            return not toggle or bool(getattr(kustomer, toggle))
-
-        changes, skipped = changes_from_events(events, enabled)
+        off = {spec.name for spec in entities if spec.switched_off(kustomer.switched_off)}
+        changes, skipped = changes_from_events(events, lambda table: table not in off, entities)
         # The tick time in the run key lets a cursor set back (a replay) request runs again.
-        planned = plan_runs(changes, now.date(), f"webhook#{last}@{iso_ms(now)}", day_runs)
+        cursor = f"webhook#{last}@{iso_ms(now)}"
+        planned = plan_runs(changes, now.date(), cursor, day_runs, entities)
         requests = [r for r in planned if not _already_queued(context.instance, r)]
         unread = sum(1 for e in events if e.problems)
         context.log.info(
