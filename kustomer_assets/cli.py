@@ -1,9 +1,19 @@
-"""`kustomer-assets` console commands; each one delegates to the module that owns the work."""
+"""`kustomer-assets` console commands; each one delegates to the module that owns the work.
+
+Only what is about the console stays here: arguments, what goes to stdout and stderr, and the
+exit codes (for `check`: the key check itself is `kustomer_assets.checks.key_check`).
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TextIO
+
+EXIT_OK, EXIT_MISSING_REQUIRED, EXIT_CONFIG = 0, 1, 2
+"""`kustomer-assets check`: every required role present; one missing; settings, key or
+Kustomer itself unusable."""
 
 
 def _emulator(args: argparse.Namespace) -> None:
@@ -26,10 +36,44 @@ def _ui(args: argparse.Namespace) -> None:
     run_ui(root=args.root, port=args.port)
 
 
-def _check(args: argparse.Namespace) -> None:
-    from kustomer_assets.kustomer.key_check import run_command
+def run_check(
+    environ: Mapping[str, str] | None = None,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """`kustomer-assets check`: the table on stdout, one sentence on stderr when it cannot run.
 
-    raise SystemExit(run_command())
+    Exit codes: 0 the key has every required role, 1 a required role is missing, 2 the settings
+    or the key itself are unusable (or Kustomer could not be reached at all).
+    """
+    from kustomer_assets.checks.key_check import check_key
+    from kustomer_assets.kustomer import (
+        KustomerAuthError,
+        KustomerClient,
+        KustomerConfigError,
+        KustomerError,
+        KustomerSettings,
+    )
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        settings = KustomerSettings.from_env(environ)
+        with KustomerClient(settings) as client:
+            report = check_key(client)
+    except (KustomerConfigError, KustomerAuthError) as exc:
+        print(f"kustomer-assets check: {exc}", file=err)
+        return EXIT_CONFIG
+    except KustomerError as exc:
+        print(f"kustomer-assets check: could not reach Kustomer: {exc}", file=err)
+        return EXIT_CONFIG
+    print(report.format_table(), file=out)
+    return EXIT_OK if report.ok else EXIT_MISSING_REQUIRED
+
+
+def _check(args: argparse.Namespace) -> None:
+    raise SystemExit(run_check())
 
 
 def _resume(args: argparse.Namespace) -> None:

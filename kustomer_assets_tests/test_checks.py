@@ -12,21 +12,20 @@ import pytest
 from deltalake import DeltaTable
 
 from kustomer_assets.assets.raw import entity_assets
+from kustomer_assets.checks.completeness import COMPLETE_VS_API
+from kustomer_assets.checks.feedback import ONE_ROW_PER_LIVE_CONVERSATION
 from kustomer_assets.checks.freshness import (
     ENV_FAIL_HOURS,
     ENV_WARN_HOURS,
     FreshnessWindows,
     freshness_policy,
     freshness_windows,
+    latest_materializations,
     partition_fresh_check,
 )
-from kustomer_assets.checks.quality import (
-    COMPLETE_VS_API,
-    ONE_ROW_PER_LIVE_CONVERSATION,
-    UNIQUE_VERSIONS,
-    quality_checks,
-    reference_rules,
-)
+from kustomer_assets.checks.quality import quality_checks
+from kustomer_assets.checks.references import reference_rules
+from kustomer_assets.checks.uniqueness import UNIQUE_VERSIONS
 from kustomer_assets.emulator import Emulator
 from kustomer_assets.entities import ENTITIES, SearchSource
 from kustomer_assets.lake.resource import DeltaLakeResource
@@ -136,6 +135,25 @@ def test_every_check_passes_on_a_clean_load(loaded) -> None:
     }
     complete = next(e for e in evaluations if e.check_name == COMPLETE_VS_API)
     assert complete.metadata["api_reported_total"].value == complete.metadata["rows_written"].value
+
+
+def test_range_results_point_at_the_materialization_they_judged(loaded) -> None:
+    """Per-day evaluations of a range run carry the materialization they judged, as Dagster's
+    own results do, so the UI keeps each day's status until that day is rewritten."""
+    _, _, instance, run, *_ = loaded
+    key = dg.AssetKey("conversations")
+    evaluations = [
+        e
+        for e in run.get_asset_check_evaluations()
+        if e.asset_key == key and e.check_name in (COMPLETE_VS_API, UNIQUE_VERSIONS)
+    ]
+    assert len(evaluations) == 2 * DAYS
+    latest = latest_materializations(instance, key, [e.partition for e in evaluations])
+    for evaluation in evaluations:
+        target = evaluation.target_materialization_data
+        assert target is not None, evaluation.partition
+        record = latest[evaluation.partition]
+        assert (target.storage_id, target.run_id) == (record.storage_id, record.run_id)
 
 
 def test_checks_are_generated_from_the_spec_table() -> None:

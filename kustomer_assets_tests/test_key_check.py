@@ -12,12 +12,19 @@ import pytest
 
 from kustomer_assets.assets.raw import entity_assets
 from kustomer_assets.checks import key_check_job, role_checks
+from kustomer_assets.checks.key_check import (
+    SEARCH,
+    KeyReport,
+    check_key,
+    check_role,
+    key_probes,
+    role_required,
+)
 from kustomer_assets.checks.roles import ROLE_GRANTED
 from kustomer_assets.cli import main
 from kustomer_assets.emulator import Emulator
 from kustomer_assets.entities import ENTITIES
 from kustomer_assets.kustomer import KustomerClient, KustomerSettings, roles
-from kustomer_assets.kustomer.key_check import PROBES, SEARCH, KeyReport, check_key, check_role
 from kustomer_assets_tests.conftest import Lake, emulator_config, resources
 
 FULL_KEY = "kc-full-4f1d9a77e2-DO-NOT-PRINT"
@@ -36,7 +43,18 @@ REQUIRED_ROLES = frozenset(
         roles.SEARCH_PREVIEW_CREATE,  # any one of the four search roles is enough
     }
 )
-OPTIONAL_ROLES = sorted(roles.OPTIONAL_ROLES)
+OPTIONAL_ROLES = sorted(
+    {
+        roles.KLASS_READ,
+        roles.CUSTOMER_READ,
+        roles.TEAM_READ,
+        roles.USER_READ,
+        roles.NOTE_READ,
+        roles.SATISFACTION_READ,
+        roles.BRAND_READ,
+    }
+)
+PROBES = key_probes()
 EVERY_ROW = [probe.role for probe in PROBES] + [SEARCH]
 NEW_KEY_SENTENCE = (
     "roles cannot be edited on a key: create a new key in Kustomer "
@@ -106,9 +124,9 @@ def test_full_key_every_role_present(server: Emulator) -> None:
     report = report_for(server, FULL_KEY)
     assert report.ok
     assert [row.role for row in report.rows] == [
-        *(p.role for p in PROBES if roles.is_required(p.role)),
+        *(p.role for p in PROBES if role_required(p.role)),
         SEARCH,
-        *(p.role for p in PROBES if not roles.is_required(p.role)),
+        *(p.role for p in PROBES if not role_required(p.role)),
     ]
     assert {row.status for row in report.rows} == {"present"}
     # users/current plus one request per probe, each through the client and counted.

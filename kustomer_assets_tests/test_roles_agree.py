@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 
 from kustomer_assets.assets.raw import entity_assets
+from kustomer_assets.checks.key_check import SEARCH, check_key
 from kustomer_assets.emulator import Emulator
 from kustomer_assets.entities import ENTITIES, SearchSource
 from kustomer_assets.kustomer import (
@@ -21,7 +22,6 @@ from kustomer_assets.kustomer import (
     KustomerSettings,
     roles,
 )
-from kustomer_assets.kustomer.key_check import SEARCH, check_key
 from kustomer_assets_tests.conftest import Lake, emulator_config, resources
 from kustomer_assets_tests.kustomer.fake_server import FakeKustomer, make_client
 

@@ -4,14 +4,15 @@ A key's roles cannot be edited and are invisible until a request is refused, so 
 otherwise shows up as a table that silently stays empty (optional roles are skipped with a
 warning) or as a failed backfill. `role_granted` puts the answer next to each table in the UI,
 with one request per check; `kustomer_key_check` probes every role at once, for the person
-setting up a new key. Both use the probes of `kustomer_assets.kustomer.key_check`.
+setting up a new key. Both use the probes of `kustomer_assets.checks.key_check`, derived from
+the entity specs they are given (the spec table by default).
 """
+
+from collections.abc import Sequence
 
 import dagster as dg
 
-from kustomer_assets.entities import ENTITIES, EntitySpec
-from kustomer_assets.kustomer.errors import KustomerError
-from kustomer_assets.kustomer.key_check import (
+from kustomer_assets.checks.key_check import (
     ERROR,
     PRESENT,
     KeyReport,
@@ -20,6 +21,8 @@ from kustomer_assets.kustomer.key_check import (
     check_role,
     unlocks,
 )
+from kustomer_assets.entities import ENTITIES, EntitySpec
+from kustomer_assets.kustomer.errors import KustomerError
 from kustomer_assets.kustomer.resource import KustomerResource
 
 ROLE_GRANTED = "role_granted"
@@ -57,8 +60,11 @@ def _result(spec: EntitySpec, row: RoleRow, *, unusable: bool = False) -> dg.Ass
     )
 
 
-def role_check(spec: EntitySpec) -> dg.AssetChecksDefinition:
-    """`role_granted` on the spec's asset: probes only `spec.role`, never blocks the asset."""
+def role_check(
+    spec: EntitySpec, entities: Sequence[EntitySpec] = ENTITIES
+) -> dg.AssetChecksDefinition:
+    """`role_granted` on the spec's asset: probes only `spec.role` (with the probe `entities`
+    give that role), never blocks the asset."""
 
     @dg.asset_check(
         asset=dg.AssetKey(spec.name),
@@ -71,16 +77,24 @@ def role_check(spec: EntitySpec) -> dg.AssetChecksDefinition:
     ) -> dg.AssetCheckResult:
         try:
             with kustomer.client(logger=context.log) as client:
-                row = check_role(client, spec.role)
+                row = check_role(client, spec.role, entities)
         except KustomerError as exc:  # bad settings or key (messages are redacted)
-            row = RoleRow(spec.role, spec.required, ERROR, unlocks(spec.role), str(exc))
+            opens = unlocks(spec.role, entities)
+            row = RoleRow(spec.role, spec.required, ERROR, opens, str(exc))
             return _result(spec, row, unusable=True)
         return _result(spec, row)
 
     return _role_granted
 
 
-role_checks: list[dg.AssetChecksDefinition] = [role_check(spec) for spec in ENTITIES]
+def build_role_checks(
+    entities: Sequence[EntitySpec] = ENTITIES,
+) -> list[dg.AssetChecksDefinition]:
+    """One `role_granted` check per entity."""
+    return [role_check(spec, entities) for spec in entities]
+
+
+role_checks: list[dg.AssetChecksDefinition] = build_role_checks()
 
 
 def report_metadata(report: KeyReport) -> dict[str, object]:
@@ -101,39 +115,49 @@ def report_metadata(report: KeyReport) -> dict[str, object]:
     }
 
 
-@dg.op(
-    description="Probe every role the connector uses with the configured Kustomer API key.",
-    out=dg.Out(dg.Nothing),
-)
-def check_kustomer_key(context: dg.OpExecutionContext, kustomer: KustomerResource):
-    """Fails (naming what to fix) when a required role is missing or the key is unusable."""
-    try:
-        with kustomer.client(logger=context.log) as client:
-            report = check_key(client)
-    except KustomerError as exc:
-        raise dg.Failure(description=str(exc)) from None
-    context.log.info("Kustomer API key check:\n%s", report.format_table())
-    metadata = report_metadata(report)
-    if not report.ok:
-        raise dg.Failure(description=report.summary(), metadata=metadata)
-    yield dg.Output(None, metadata=metadata)
+def build_key_check_job(entities: Sequence[EntitySpec] = ENTITIES) -> dg.JobDefinition:
+    """The `kustomer_key_check` job: probes every role `entities` need."""
+
+    @dg.op(
+        name="check_kustomer_key",
+        description="Probe every role the connector uses with the configured Kustomer API key.",
+        out=dg.Out(dg.Nothing),
+    )
+    def check_kustomer_key(context: dg.OpExecutionContext, kustomer: KustomerResource):
+        """Fails (naming what to fix) when a required role is missing or the key is unusable."""
+        try:
+            with kustomer.client(logger=context.log) as client:
+                report = check_key(client, entities)
+        except KustomerError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        context.log.info("Kustomer API key check:\n%s", report.format_table())
+        metadata = report_metadata(report)
+        if not report.ok:
+            raise dg.Failure(description=report.summary(), metadata=metadata)
+        yield dg.Output(None, metadata=metadata)
+
+    @dg.job(
+        name=KEY_CHECK_JOB,
+        description=(
+            "Check which Kustomer roles the API key carries (about a dozen one-record "
+            "requests); fails when a required role is missing. Run it after creating or "
+            "rotating a key."
+        ),
+    )
+    def _key_check_job() -> None:
+        check_kustomer_key()
+
+    return _key_check_job
 
 
-@dg.job(
-    name=KEY_CHECK_JOB,
-    description=(
-        "Check which Kustomer roles the API key carries (about a dozen one-record requests); "
-        "fails when a required role is missing. Run it after creating or rotating a key."
-    ),
-)
-def key_check_job() -> None:
-    check_kustomer_key()
+key_check_job = build_key_check_job()
 
 
 __all__ = [
     "KEY_CHECK_JOB",
     "ROLE_GRANTED",
-    "check_kustomer_key",
+    "build_key_check_job",
+    "build_role_checks",
     "key_check_job",
     "report_metadata",
     "role_check",
