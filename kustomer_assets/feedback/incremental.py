@@ -7,9 +7,21 @@ files now. Rows in files that appeared or disappeared are the changes -- but onl
 (a rerun, a snapshot list re-read every day) changes files, not data. This is exact for
 backfills of old days too: they add and remove files like any other write.
 
+The inputs come from the spec table, so a new entity joined to conversations is an input
+without an edit here:
+
+* direct inputs name the conversation: conversations themselves (`id`) and every entity with
+  a join to conversations (a message's `conversation_id`);
+* indirect inputs are what conversations join to (customers, agents, teams ...): a changed
+  record rebuilds the conversations pointing at it, and those whose direct inputs point at
+  it under a column of their own (an agent's name is also a transcript's speaker, through
+  `messages.sent_by_user_id`). A child's column named like the conversation's own join
+  (`messages.customer_id`) is its copy of the conversation's reference, already followed.
+
 `removed_records` is one more input: a record marked (or un-marked) there rebuilds the
-conversations it belongs to, and a customer marked as merged also rebuilds the conversations
-of the customers merged into it when its profile changes, since they show that profile.
+conversations it belongs to, and a record marked as merged also rebuilds the conversations
+of the records merged into it when its own changes, since they show it (a merged customer's
+conversations show the survivor's profile).
 
 Why the table's own commit history and not a side file: the state then moves atomically with
 the data it describes; a build that dies before committing leaves the previous state in place.
@@ -18,35 +30,65 @@ the data it describes; a build that dies before committing leaves the previous s
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, write_deltalake
 
+from kustomer_assets.entities import CONVERSATIONS, ENTITIES, EntitySpec, Join
 from kustomer_assets.lake import DeltaStore
-from kustomer_assets.lake.partitions import create_table_once
+from kustomer_assets.lake.versions import VersionGone
 from kustomer_assets.removals import REMOVED_RECORDS
 
 NOTE_INPUTS = "kustomer_assets.feedback_inputs"
 
-DIRECT_LINKS = {
-    "conversations": "id",
-    "messages": "conversation_id",
-    "notes": "conversation_id",
-    "satisfaction": "conversation_id",
-}
-"""Inputs whose changed rows name the conversation directly."""
+HUB: EntitySpec = CONVERSATIONS
+"""The entity feedback has one row per record of."""
 
-INDIRECT_LINKS = {
-    "customers": ("customer_id", False),
-    "users": ("assigned_user_ids", True),
-    "teams": ("assigned_team_ids", True),
-    "tags": ("tag_ids", True),
-    "brands": ("brand_id", False),
-}
-"""Inputs whose changed ids are found on conversations: (conversation column, is a list)."""
+CONVERSATION_KEY = "conversation_id"
+"""Feedback's key: the conversation each row is."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """How a changed row of an input reaches conversations: through `column` (a list of ids
+    when `many`), naming a conversation for a direct input, a record of the input for an
+    indirect one."""
+
+    column: str
+    many: bool = False
+
+
+def _direct_links() -> dict[str, Link]:
+    links = {HUB.name: Link("id")}
+    for spec in ENTITIES:
+        join = spec.join_to(HUB.name)
+        if join is not None and spec.name not in links:
+            links[spec.name] = Link(join.column, join.many)
+    return links
+
+
+DIRECT_LINKS: dict[str, Link] = _direct_links()
+"""Inputs whose changed rows name the conversation directly (conversations: `id`)."""
+
+INDIRECT_LINKS: dict[str, Link] = {j.target: Link(j.column, j.many) for j in HUB.joins}
+"""Inputs whose changed ids are found on conversations, by the conversations' join column."""
+
+
+def _via_direct_inputs() -> dict[str, list[tuple[str, Join]]]:
+    hub_columns = {j.column for j in HUB.joins}
+    via: dict[str, list[tuple[str, Join]]] = {}
+    for spec in ENTITIES:
+        if spec.name == HUB.name or spec.name not in DIRECT_LINKS:
+            continue
+        for join in spec.joins:
+            if join.target in INDIRECT_LINKS and join.column not in hub_columns:
+                via.setdefault(join.target, []).append((spec.name, join))
+    return via
+
+
+VIA_DIRECT_INPUTS: dict[str, list[tuple[str, Join]]] = _via_direct_inputs()
+"""Indirect input -> (direct input, its join to it): other ways its records reach
+conversations (an agent who sent a message speaks in that conversation's transcript)."""
 
 INPUTS = (*DIRECT_LINKS, *INDIRECT_LINKS, REMOVED_RECORDS)
 
@@ -67,21 +109,12 @@ class ChangeSet:
 
 
 def input_versions(store: DeltaStore) -> dict[str, int]:
-    return {
-        table: DeltaTable(store.uri(table), storage_options=store.storage_options).version()
-        for table in INPUTS
-        if store.exists(table)
-    }
+    return {table: store.version(table) for table in INPUTS if store.exists(table)}
 
 
 def last_build_state(store: DeltaStore, table: str) -> dict[str, int] | None:
-    if not store.exists(table):
-        return None
-    history = DeltaTable(store.uri(table), storage_options=store.storage_options).history(50)
-    for entry in history:
-        if NOTE_INPUTS in entry:
-            return {k: int(v) for k, v in json.loads(entry[NOTE_INPUTS]).items()}
-    return None
+    note = store.latest_note(table, NOTE_INPUTS, limit=50)
+    return None if note is None else {k: int(v) for k, v in json.loads(note).items()}
 
 
 def find_changes(store: DeltaStore, feedback_table: str) -> ChangeSet:
@@ -104,45 +137,23 @@ def find_changes(store: DeltaStore, feedback_table: str) -> ChangeSet:
     return changes
 
 
-def _read_files(files: Iterable[str], columns: list[str]) -> pl.DataFrame | None:
-    files = list(files)
-    if not files:
-        return pl.DataFrame()
-    local = [f.removeprefix("file://") for f in files]
-    if any("://" not in f and not os.path.exists(f) for f in local):
-        return None  # vacuumed: the old side of the comparison is gone
-    # A custom attribute that appears mid-history is a column some files lack: only the key
-    # columns are read, so the rest of each file's schema must not have to agree.
-    return (
-        pl.scan_parquet(
-            files, hive_partitioning=False, extra_columns="ignore", missing_columns="insert"
-        )
-        .select(columns)
-        .collect()
-    )
-
-
 def changed_rows(
     store: DeltaStore, table: str, old_version: int | None, new_version: int
 ) -> pl.DataFrame | None:
     """Rows whose (id, updated_at) appears on one side only; None when it cannot be told."""
-    uri, options = store.uri(table), store.storage_options
-    new_files = set(DeltaTable(uri, version=new_version, storage_options=options).file_uris())
+    new_files = store.files_at(table, new_version)
     old_files: set[str] = set()
     if old_version is not None:
         if old_version == new_version:
             return pl.DataFrame()
         try:
-            old_files = set(
-                DeltaTable(uri, version=old_version, storage_options=options).file_uris()
-            )
-        except Exception:  # the log entry was cleaned up
+            old_files = store.files_at(table, old_version)
+        except VersionGone:  # the log entry was cleaned up
             return None
-    link = DIRECT_LINKS.get(table, "id")
     key = list(ROW_KEYS.get(table, ("id", "updated_at")))
-    columns = sorted({*key, link} | ({"sent_by_user_id"} if table == "messages" else set()))
-    added = _read_files(new_files - old_files, columns)
-    removed = _read_files(old_files - new_files, columns)
+    columns = sorted({*key, DIRECT_LINKS.get(table, Link("id")).column})
+    added = store.read_files(new_files - old_files, columns)
+    removed = store.read_files(old_files - new_files, columns)
     if added is None or removed is None:
         return None
     if added.is_empty() or removed.is_empty():
@@ -156,31 +167,39 @@ def changed_rows(
     )
 
 
+def _ids(rows: pl.DataFrame, link: Link) -> set[str]:
+    column = rows[link.column]
+    return set((column.explode() if link.many else column).drop_nulls().to_list())
+
+
+def _pointing_at(link: Link, ids: list[str]) -> pl.Expr:
+    """Rows whose `link` column names one of `ids`."""
+    if link.many:
+        return pl.col(link.column).list.eval(pl.element().is_in(ids)).list.any()
+    return pl.col(link.column).is_in(ids)
+
+
 def conversations_touched(store: DeltaStore, table: str, rows: pl.DataFrame) -> set[str]:
     if table == REMOVED_RECORDS:
         return _conversations_of_removals(store, rows)
     if table in DIRECT_LINKS:
-        return set(rows[DIRECT_LINKS[table]].drop_nulls().to_list())
-    column, is_list = INDIRECT_LINKS[table]
+        return _ids(rows, DIRECT_LINKS[table])
     ids = rows["id"].drop_nulls().unique().to_list()
-    if table == "customers" and store.exists(REMOVED_RECORDS):
-        # Conversations of customers merged into a changed one show its profile.
+    if store.exists(REMOVED_RECORDS):
+        # Conversations of records merged into a changed one show it.
         merged = store.scan(REMOVED_RECORDS).filter(
-            (pl.col("entity") == "customers") & pl.col("merged_into_id").is_in(ids)
+            (pl.col("entity") == table) & pl.col("merged_into_id").is_in(ids)
         )
         ids += merged.select("id").collect()["id"].to_list()
-    if not store.exists("conversations"):
+    if not store.exists(HUB.name):
         return set()
-    match = (
-        pl.col(column).list.eval(pl.element().is_in(ids)).list.any()
-        if is_list
-        else (pl.col(column).is_in(ids))
-    )
-    touched = set(store.scan("conversations").filter(match).select("id").collect()["id"].to_list())
-    if table == "users" and store.exists("messages"):
-        # Agents' names are the transcript's speakers too.
-        senders = store.scan("messages").filter(pl.col("sent_by_user_id").is_in(ids))
-        touched |= set(senders.select("conversation_id").collect()["conversation_id"].to_list())
+    match = _pointing_at(INDIRECT_LINKS[table], ids)
+    touched = set(store.scan(HUB.name).filter(match).select("id").collect()["id"].to_list())
+    for child, join in VIA_DIRECT_INPUTS.get(table, []):
+        if store.exists(child):
+            link = DIRECT_LINKS[child]
+            found = store.scan(child).filter(_pointing_at(Link(join.column, join.many), ids))
+            touched |= _ids(found.select(link.column).collect(), link)
     return touched
 
 
@@ -191,11 +210,11 @@ def _conversations_of_removals(store: DeltaStore, rows: pl.DataFrame) -> set[str
     for (entity,), removals in rows.group_by("entity"):
         ids = removals["id"].drop_nulls().unique().to_list()
         link = DIRECT_LINKS.get(str(entity))
-        if link == "id":
+        if entity == HUB.name:
             touched |= set(ids)
         elif link is not None and store.exists(str(entity)):
             children = store.scan(str(entity)).filter(pl.col("id").is_in(ids))
-            touched |= set(children.select(link).collect()[link].drop_nulls().to_list())
+            touched |= _ids(children.select(link.column).collect(), link)
         elif entity in INDIRECT_LINKS:
             touched |= conversations_touched(store, str(entity), removals.select("id"))
     return touched
@@ -206,20 +225,10 @@ def note_for(versions: dict[str, int]) -> dict[str, str]:
 
 
 def write_full(store: DeltaStore, table: str, rows: pl.DataFrame, versions: dict[str, int]) -> None:
-    """Replace the whole feedback table (first build, or when changes cannot be told).
-
-    Two first builds at once (an automation tick beside a manual build) both found no table
-    and doubled rows; creating it once first gives the second a table to conflict with."""
-    arrow = rows.to_arrow()
-    create_table_once(store.uri(table), arrow.schema, None, store.storage_options)
-    write_deltalake(
-        store.uri(table),
-        arrow,
-        mode="overwrite",
-        schema_mode="overwrite",
-        storage_options=store.storage_options,
-        commit_properties=CommitProperties(custom_metadata=note_for(versions)),
-    )
+    """Replace the whole feedback table (first build, or when changes cannot be told), in one
+    commit carrying the state note; the lake creates the table once first, so two first
+    builds at once (an automation tick beside a manual build) cannot double the rows."""
+    store.overwrite(table, rows, note_for(versions))
 
 
 def merge_changes(
@@ -231,32 +240,8 @@ def merge_changes(
 ) -> int:
     """Upsert the rebuilt conversations and drop those no longer live; returns rows removed.
 
-    The state note goes on the last commit, so a build that dies halfway is redone in full
-    from the earlier state next time."""
-    target = DeltaTable(store.uri(table), storage_options=store.storage_options)
-    live = set(rows["conversation_id"].to_list()) if "conversation_id" in rows.columns else set()
-    gone = sorted(rebuilt - live)
-    note = CommitProperties(custom_metadata=note_for(versions))
-    removed = 0
-    if gone:
-        quoted = ", ".join(f"'{conversation_id}'" for conversation_id in gone)
-        result = target.delete(
-            predicate=f"conversation_id IN ({quoted})",
-            commit_properties=None if not rows.is_empty() else note,
-        )
-        removed = int(result.get("num_deleted_rows", 0))
-    if not rows.is_empty():
-        (
-            target.merge(
-                rows.to_arrow(),
-                predicate="t.conversation_id = s.conversation_id",
-                source_alias="s",
-                target_alias="t",
-                merge_schema=True,
-                commit_properties=note,
-            )
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
-        )
-    return removed
+    One commit carries both and the state note, so a build that dies halfway leaves the
+    earlier state, and the next build redoes these conversations."""
+    live = set(rows[CONVERSATION_KEY].to_list()) if CONVERSATION_KEY in rows.columns else set()
+    gone = rebuilt - live
+    return store.upsert(table, rows, CONVERSATION_KEY, gone, note_for(versions))

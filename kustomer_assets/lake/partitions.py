@@ -4,8 +4,9 @@ Batches are staged as Parquet files on local disk while pages arrive, then commi
 Delta transaction that overwrites exactly the run's `[start, end)` days. Why stage instead of
 appending batch by batch: a run killed halfway must leave the previous version of those days
 readable and whole, and a rerun must produce the same table, never a mix of old and new rows.
-Memory stays bounded by one batch: the commit converts and streams the staged files one by one
-(small windows are sorted in memory so that a rerun writes the same row order).
+Memory stays bounded by one batch: a record version staged twice is found without keeping the
+window's keys in memory (see `dedupe`), and the commit converts and streams the staged files one
+by one (small windows are sorted in memory so that a rerun writes the same row order).
 
 Rows whose day lies outside the window (a customer referenced by this window's conversations
 but last updated long ago) cannot be written by replacing their day without wiping its other
@@ -25,7 +26,6 @@ Before each attempt the staged batches are reconciled with the table's current s
 from __future__ import annotations
 
 import random
-import re
 import shutil
 import time
 from collections import Counter
@@ -38,15 +38,26 @@ from types import TracebackType
 import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import TableNotFoundError
 
+from kustomer_assets.lake import dedupe
+from kustomer_assets.lake.commits import (
+    PARTITION_COLUMN,
+    ROW_KEY,
+    create_table_once,
+    is_commit_conflict,
+)
 from kustomer_assets.lake.reconcile import WritePlan, plan_write
 from kustomer_assets.lake.staging import new_staging_folder, sweep_staging
 
-PARTITION_COLUMN = "partition_date"
-"""The daily partition column every table has (a `Date`)."""
-
-ROW_KEY = ("id", "updated_at")
+__all__ = [
+    "PARTITION_COLUMN",
+    "ROW_KEY",
+    "PartitionReplacement",
+    "WriteSummary",
+    "create_table_once",
+    "is_commit_conflict",
+]
 
 COMMIT_ATTEMPTS = 10
 COMMIT_RETRY_SECONDS = 30.0
@@ -59,52 +70,6 @@ SORT_IN_MEMORY_ROWS = 200_000
 
 MERGE_DAY_FILTER_LIMIT = 1_000
 """Up to this many days, the merge names the days it touches, so it reads only those."""
-
-_CONFLICT_MESSAGE = re.compile(
-    r"concurrent|version \d+ already exists|version already exists|conflict"
-    r"|protocol changed|metadata changed",
-    re.IGNORECASE,
-)
-
-
-def is_commit_conflict(error: BaseException) -> bool:
-    """A commit lost the race with another writer: worth re-reading the table and retrying."""
-    return isinstance(error, CommitFailedError) or (
-        isinstance(error, Exception) and bool(_CONFLICT_MESSAGE.search(str(error)))
-    )
-
-
-def create_table_once(
-    uri: str,
-    schema: pa.Schema,
-    partition_by: list[str] | None,
-    storage_options: dict[str, str] | None = None,
-) -> None:
-    """Create an empty table, unless one exists (a concurrent writer may create it first:
-    then that one is kept).
-
-    Why before the first write, in a commit of its own: delta-rs checks a write for conflicts
-    against the snapshot it read, and a writer that found no table has none. When writers
-    race to create a table, delta-rs retries each loser's creating commit as if nothing had
-    happened: an overwrite of days then removes nothing, so the days both wrote are doubled,
-    and the loser's schema replaces the winner's. A creating commit that delta-rs may not
-    retry (`max_commit_retries=0`) is won by exactly one writer, and every write after it has
-    a snapshot to be checked against.
-    """
-    if DeltaTable.is_deltatable(uri, storage_options=storage_options):
-        return
-    try:
-        DeltaTable.create(
-            uri,
-            schema,
-            mode="ignore",
-            partition_by=partition_by,
-            storage_options=storage_options,
-            commit_properties=CommitProperties(max_commit_retries=0),
-        )
-    except Exception:
-        if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
-            raise  # not a lost race: the root or the schema is the problem
 
 
 @dataclass
@@ -126,10 +91,10 @@ class WriteSummary:
 
 
 @dataclass(frozen=True)
-class _Staged:
-    path: Path
-    schema: dict[str, pl.DataType]
-    rows: int
+class _Staged(dedupe.StagedKeys):
+    kind: str = "batch"
+    """`batch` (in the window), `outside` (merged into its own day) or `keys` (rows without a
+    day: never written, but their keys still count as seen, as they always have)."""
 
 
 class PartitionReplacement:
@@ -156,8 +121,10 @@ class PartitionReplacement:
         self._staging = new_staging_folder()
         self._files: list[_Staged] = []
         self._outside_files: list[_Staged] = []
+        self._unplaced_files: list[_Staged] = []
         self._outside_days: set[date] = set()
-        self._seen: set[tuple[str, object]] = set()
+        self._staged_count = 0
+        self._largest_batch = 0
         self._days: Counter[str] = Counter()
         self._changes: dict[str, list[str]] = {}
         self.summary = WriteSummary()
@@ -182,20 +149,20 @@ class PartitionReplacement:
         shutil.rmtree(self._staging, ignore_errors=True)
 
     def add(self, frame: pl.DataFrame) -> None:
-        """Stage one batch, dropping rows already staged (same id and updated_at), so the
-        committed days hold each record version exactly once."""
+        """Stage one batch, dropping its rows that repeat a version (same id and updated_at),
+        so the committed days hold each record version exactly once; copies of versions staged
+        by earlier batches are dropped at commit (see `dedupe`)."""
         if frame.is_empty():
             return
-        keys = list(zip(*(frame[c].to_list() for c in ROW_KEY), strict=True))
-        fresh = []
-        for key in keys:
-            fresh.append(key not in self._seen)
-            self._seen.add(key)
-        batch = frame.filter(pl.Series(fresh, dtype=pl.Boolean))
+        self._largest_batch = max(self._largest_batch, frame.height)
+        batch = frame.filter(dedupe.first_copies(frame, ROW_KEY))
         self.summary.duplicates_dropped += frame.height - batch.height
         inside = pl.col(PARTITION_COLUMN).is_between(self.first_day, self.end_day, closed="left")
         in_window = batch.filter(inside.fill_null(False))
         outside = batch.filter(~inside.fill_null(False) & pl.col(PARTITION_COLUMN).is_not_null())
+        unplaced = batch.filter(pl.col(PARTITION_COLUMN).is_null())
+        if not unplaced.is_empty():
+            self._unplaced_files.append(self._stage(unplaced.select(ROW_KEY), "keys"))
         if not outside.is_empty():
             self.summary.rows_outside_window += outside.height
             self._outside_days.update(outside[PARTITION_COLUMN].unique().to_list())
@@ -207,9 +174,48 @@ class PartitionReplacement:
         self._files.append(self._stage(in_window, "batch"))
 
     def _stage(self, frame: pl.DataFrame, kind: str) -> _Staged:
-        path = self._staging / f"{kind}-{len(self._files) + len(self._outside_files):06d}.parquet"
+        seq = self._staged_count
+        self._staged_count += 1
+        path = self._staging / f"{kind}-{seq:06d}.parquet"
         frame.write_parquet(path)
-        return _Staged(path, dict(frame.schema), frame.height)
+        return _Staged(seq, path, frame.height, dict(frame.schema), kind)
+
+    def _drop_later_copies(self) -> None:
+        """Drop the rows whose version an earlier batch staged, one staged file at a time,
+        and take them out of the counts `add` made."""
+        staged = [*self._files, *self._outside_files, *self._unplaced_files]
+        by_seq = {s.seq: s for s in staged}
+        bucket_rows = max(self._largest_batch, dedupe.DEDUPE_BUCKET_ROWS)
+        workdir = self._staging / "dedupe"
+        changed_outside = False
+        for seq, rows in dedupe.later_copies(staged, ROW_KEY, workdir, bucket_rows):
+            self.summary.duplicates_dropped += len(rows)
+            old = by_seq[seq]
+            if old.kind == "keys":
+                continue
+            frame = pl.read_parquet(old.path)
+            later = pl.int_range(pl.len()).is_in(rows)
+            dropped, kept = frame.filter(later), frame.filter(~later)
+            if old.kind == "outside":
+                self.summary.rows_outside_window -= dropped.height
+                changed_outside = True
+            else:
+                for day, count in dropped[PARTITION_COLUMN].value_counts().iter_rows():
+                    self._days[day.isoformat()] -= count
+            files = self._outside_files if old.kind == "outside" else self._files
+            index = files.index(old)
+            if kept.is_empty():
+                del files[index]
+                old.path.unlink()
+            else:
+                kept.write_parquet(old.path)
+                files[index] = _Staged(seq, old.path, kept.height, old.schema, old.kind)
+        self._days = +self._days  # days left without rows are not reported
+        if changed_outside:
+            self._outside_days = set()
+            for outside in self._outside_files:
+                days = pl.read_parquet(outside.path, columns=[PARTITION_COLUMN])
+                self._outside_days.update(days[PARTITION_COLUMN].unique().to_list())
 
     def commit(self, note: Callable[[WriteSummary], dict[str, str]] | None = None) -> WriteSummary:
         """Replace the window's days with what was staged (nothing staged = days emptied).
@@ -217,6 +223,7 @@ class PartitionReplacement:
         `note(summary)` is stored in the window's last Delta commit (the table history), where
         a retried backfill finds which windows an earlier attempt already finished.
         """
+        self._drop_later_copies()
         self.summary.rows = sum(self._days.values())
         self.summary.rows_per_day = dict(sorted(self._days.items()))
         merge = bool(self._outside_files)

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import threading
+from collections.abc import Collection, Iterable
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -15,6 +16,7 @@ import polars as pl
 from deltalake import DeltaTable
 from deltalake.fs import DeltaStorageHandler
 
+from kustomer_assets.lake import tables, versions
 from kustomer_assets.lake.partitions import PartitionReplacement
 from kustomer_assets.lake.staging import sweep_staging
 
@@ -181,10 +183,48 @@ class DeltaStore:
 
     def commit_notes(self, table: str, key: str, value: str, limit: int = 500) -> list[dict]:
         """Recent commits whose note has `key == value` (newest first)."""
+        return [entry for entry in self.history(table, limit) if entry.get(key) == value]
+
+    # --- versions: for readers that compare a table's versions ----------------------------------
+
+    def version(self, table: str) -> int:
+        return versions.table_version(self.uri(table), self.storage_options)
+
+    def history(self, table: str, limit: int = 500) -> list[dict]:
+        """The latest `limit` commits (newest first) with their notes; none without a table."""
         if not self.exists(table):
             return []
-        history = DeltaTable(self.uri(table), storage_options=self.storage_options).history(limit)
-        return [entry for entry in history if entry.get(key) == value]
+        return versions.history(self.uri(table), limit, self.storage_options)
+
+    def latest_note(self, table: str, key: str, limit: int = 50) -> str | None:
+        """`key` of the newest of the latest `limit` commit notes that has it."""
+        return next((e[key] for e in self.history(table, limit) if key in e), None)
+
+    def files_at(self, table: str, version: int) -> set[str]:
+        """Data files of `version` (raises `versions.VersionGone` when it cannot be read)."""
+        return versions.files_at(self.uri(table), version, self.storage_options)
+
+    def read_files(self, files: Iterable[str], columns: list[str]) -> pl.DataFrame | None:
+        """`columns` of the rows in data `files`; None when a file is gone (vacuumed)."""
+        return versions.read_files(files, columns)
+
+    # --- small derived tables, written whole or by key -------------------------------------------
+
+    def overwrite(self, table: str, rows: pl.DataFrame, note: dict[str, str] | None) -> None:
+        """Make `table` exactly `rows`, in one commit carrying `note`."""
+        tables.overwrite_table(self.uri(table), rows, note, self.storage_options)
+
+    def upsert(
+        self,
+        table: str,
+        rows: pl.DataFrame,
+        key: str,
+        delete: Collection[str],
+        note: dict[str, str] | None,
+    ) -> int:
+        """Upsert `rows` by `key` and remove the rows whose `key` is in `delete`, in one commit
+        carrying `note`; returns the rows removed (see `tables.upsert_rows`)."""
+        return tables.upsert_rows(self.uri(table), rows, key, delete, note, self.storage_options)
 
     def scan(self, table: str) -> pl.LazyFrame:
         """Lazy scan, so filters on `partition_date` prune files before anything is read."""

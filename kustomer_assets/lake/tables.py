@@ -1,10 +1,14 @@
-"""Small unpartitioned tables rewritten by group: replace every row whose key column holds one
-of some values, in one commit.
+"""Small unpartitioned tables: rewritten by group, upserted by key, or overwritten whole.
 
-Why a group and not the whole table: a run that could only look at some groups (one of them
+`replace_rows_where` replaces every row whose key column holds one of some values, in one
+commit. Why a group and not the whole table: a run that could only look at some groups (one of them
 had no input this time) must leave the other groups as they were. Why compare first: a
 rewrite that changes nothing would still add a table version, and readers that diff versions
 (feedback's incremental build) would then do work for nothing; an identical rewrite is skipped.
+
+`upsert_rows` and `overwrite_table` keep a derived table (feedback) current: an upsert of the
+rebuilt rows with the deletion of the rows no longer live, or a whole rewrite, each in one
+commit whose note records what the table was built from.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ import time
 from collections.abc import Collection
 
 import polars as pl
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from kustomer_assets.lake.partitions import create_table_once
+from kustomer_assets.lake.commits import create_table_once
 
 COMMIT_ATTEMPTS = 6
 COMMIT_RETRY_SECONDS = 30.0
@@ -90,3 +94,73 @@ def _replace_once(
         storage_options=storage_options,
     )
     return DeltaTable(uri, storage_options=storage_options).version()
+
+
+def _properties(note: dict[str, str] | None) -> CommitProperties | None:
+    return CommitProperties(custom_metadata=note) if note else None
+
+
+def overwrite_table(
+    uri: str,
+    rows: pl.DataFrame,
+    note: dict[str, str] | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> None:
+    """Make the table exactly `rows` (schema included), in one commit carrying `note`.
+
+    Two first writes at once (an automation tick beside a manual build) would both find no
+    table and double the rows; creating it once first gives the second a table to conflict
+    with (see `create_table_once`)."""
+    arrow = rows.to_arrow()
+    create_table_once(uri, arrow.schema, None, storage_options)
+    write_deltalake(
+        uri,
+        arrow,
+        mode="overwrite",
+        schema_mode="overwrite",
+        storage_options=storage_options,
+        commit_properties=_properties(note),
+    )
+
+
+def upsert_rows(
+    uri: str,
+    rows: pl.DataFrame,
+    key: str,
+    delete: Collection[str],
+    note: dict[str, str] | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> int:
+    """In ONE commit carrying `note`: each row of `rows` replaces the table's rows with its
+    `key` (or is added), and the rows whose `key` is in `delete` are removed. Returns the rows
+    removed. No commit when there is nothing to do.
+
+    Why one commit: a reader of the commit notes (the state of an incremental build) must
+    never see the upserts without the deletions, or the note on a half-applied change. The
+    deletions ride in the merge's source as rows holding only their key; `rows` must hold
+    none of those keys. New columns of `rows` are added to the table."""
+    doomed = sorted({value for value in delete if value is not None})  # null matches nothing
+    if rows.is_empty() and not doomed:
+        return 0
+    kept = set(rows[key].to_list()) if key in rows.columns else set()
+    if kept & set(doomed):
+        raise ValueError(f"{key}: rows both upserted and deleted: {sorted(kept & set(doomed))}")
+    markers = pl.DataFrame({key: doomed}, schema={key: rows.schema.get(key, pl.Utf8)})
+    source = markers if rows.is_empty() else pl.concat([rows, markers], how="diagonal_relaxed")
+    merge = DeltaTable(uri, storage_options=storage_options).merge(
+        source.to_arrow(),
+        predicate=f"t.{key} = s.{key}",
+        source_alias="s",
+        target_alias="t",
+        merge_schema=True,
+        commit_properties=_properties(note),
+    )
+    removed = f"s.{key} IN ({_quoted(doomed)})" if doomed else None
+    if removed is not None:
+        merge = merge.when_matched_delete(predicate=removed)  # matched clauses: first one wins
+    if not rows.is_empty():
+        merge = merge.when_matched_update_all().when_not_matched_insert_all(
+            predicate=None if removed is None else f"NOT ({removed})"
+        )
+    metrics = merge.execute()
+    return int(metrics.get("num_target_rows_deleted", 0))
