@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from kustomer_assets.assets.load import PROGRESS_EVERY_RECORDS, WindowLoad, _ByIdProgress
+from kustomer_assets.assets.load import PROGRESS_EVERY_RECORDS, WindowLoad, ByIdProgress
 from kustomer_assets.assets.progress import (
     WINDOW_LINE,
     RunProgress,
@@ -125,7 +125,7 @@ def test_durations_read_as_people_say_them(seconds: float, text: str) -> None:
 def test_by_id_phases_report_every_n_records() -> None:
     logger, lines = _logger("by_id")
     with make_client(FakeKustomer()) as client:
-        phase = _ByIdProgress(
+        phase = ByIdProgress(
             "satisfaction", "2026-11-02/2026-11-09", "CSAT responses", 1_234, logger
         )
         phase.start()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from kustomer_assets.assets.lookups import ids_to_fetch, missing_references
+from kustomer_assets.assets.lookups import ids_to_fetch
 from kustomer_assets.entities import ByIdSource, EntitySpec
 from kustomer_assets.extract import WindowFetch
 from kustomer_assets.kustomer import KustomerClient
@@ -99,7 +99,6 @@ def load_window(
     by_id = isinstance(source, ByIdSource)
     ids = ids_to_fetch(store, spec.name, source, start, end) if by_id else []
     fetch = WindowFetch(spec, client, start, end, ids=ids)
-    fetched_ids: set[str] = set()
     batch: list[dict[str, Any]] = []
     load = WindowLoad(window=window_key(first_day, end_day))
     with store.replace_days(spec.name, first_day, end_day, spec.mapper.base_schema) as replacement:
@@ -112,12 +111,11 @@ def load_window(
                 batch.clear()
 
         what = source.what if isinstance(source, ByIdSource) else "records"
-        by_id_progress = _ByIdProgress(spec.name, load.window, what, len(ids), log)
+        by_id_progress = ByIdProgress(spec.name, load.window, what, len(ids), log)
         if ids:
             by_id_progress.start()
         for pages, page in enumerate(fetch, start=1):
             batch.extend(page)
-            fetched_ids.update(record["id"] for record in page)
             stage()
             if by_id:
                 by_id_progress.advance(fetch.records + fetch.not_found, client)
@@ -131,18 +129,6 @@ def load_window(
                     client.stats.requests,
                     client.budget.describe_remaining(),
                 )
-        if spec.reference and spec.by_id_path:
-            missing = missing_references(store, spec.name, spec.reference, start, end, fetched_ids)
-            what = f"records that {spec.reference.table} points at but the table lacks"
-            reference_progress = _ByIdProgress(spec.name, load.window, what, len(missing), log)
-            if missing:
-                reference_progress.start()
-            found_before, gone_before = fetch.records, fetch.not_found
-            for page in fetch.by_ids(spec.by_id_path, missing):
-                batch.extend(page)
-                stage()
-                done = fetch.records - found_before + fetch.not_found - gone_before
-                reference_progress.advance(done, client)
         stage(force=True)
         load.reported_total = fetch.reported_total
         if fetch.reconciliation is not None:
@@ -162,7 +148,7 @@ def load_window(
 
 
 @dataclass
-class _ByIdProgress:
+class ByIdProgress:
     """Progress of a one-request-per-record phase, which search-page progress never sees."""
 
     table: str

@@ -11,11 +11,13 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 
 from kustomer_assets.assets.load import NOTE_RUN, NOTE_WINDOW, WindowLoad, load_window, window_key
 from kustomer_assets.assets.progress import RunProgress, plural, run_progress
+from kustomer_assets.assets.references import is_references, load_references, references_key
 from kustomer_assets.checks.key_check.probes import role_required
 from kustomer_assets.entities import ENTITIES, EntitySpec
 from kustomer_assets.kustomer import KustomerClient, KustomerError, KustomerPermissionError
@@ -186,6 +188,8 @@ def _load_windows(
                 log.info(
                     "%s", window_line(spec, number, len(plan), load, requests, client, progress)
                 )
+            if spec.reference is not None:
+                loads.append(_load_references(spec, client, store, start, end, run, finished, log))
         except KustomerPermissionError as error:
             # A missing search role blocks every searched entity, optional ones included.
             if spec.required or role_required(error.role or "", entities):
@@ -194,6 +198,37 @@ def _load_windows(
             log.warning("%s skipped: %s", spec.name, error)
             return loads, client.stats.as_dict(), error
         return loads, client.stats.as_dict(), None
+
+
+def _load_references(
+    spec: EntitySpec,
+    client: KustomerClient,
+    store: DeltaStore,
+    start: datetime,
+    end: datetime,
+    run: str,
+    finished: dict[str, dict],
+    log: Any,
+) -> WindowLoad:
+    """The referenced records no window of the run brought, once after them all (skipped when
+    an earlier attempt of the run got that far)."""
+    key = references_key(start, end)
+    if key in finished:
+        log.info("%s %s: written by an earlier attempt, skipped", spec.name, key)
+        return WindowLoad.from_note(finished[key])
+    requests_before = client.stats.requests
+    searchable_since = datetime.now(UTC) - SEARCH_HORIZON + timedelta(days=1)
+    load = load_references(spec, client, store, start, end, run, log, searchable_since)
+    if load.records_fetched or load.not_found:
+        log.info(
+            "%s %s: %s merged into their own days (%s not found), %s",
+            spec.name,
+            key,
+            plural(load.records_fetched, "referenced record"),
+            load.not_found,
+            plural(client.stats.requests - requests_before, "request"),
+        )
+    return load
 
 
 def window_line(
@@ -297,7 +332,8 @@ def _metadata(
     for load in loads:
         rows_per_day.update(load.rows_per_day)
         columns.update(load.columns)
-    totals = [load.reported_total for load in loads]
+    windows = [load for load in loads if not is_references(load)]
+    totals = [load.reported_total for load in windows]
     report = RunReport(
         rows_written=sum(load.rows for load in loads),
         rows_per_day=rows_per_day,
@@ -306,7 +342,7 @@ def _metadata(
         duplicates_dropped=sum(load.duplicates_dropped for load in loads),
         rows_outside_window=sum(load.rows_outside_window for load in loads),
         not_found=sum(load.not_found for load in loads),
-        api_count_after=_sum_or_none(load.api_count_after for load in loads),
+        api_count_after=_sum_or_none(load.api_count_after for load in windows),
         changed_during_run=sum(load.changed_during_run for load in loads),
         refetched_after_id_check=sum(load.refetched for load in loads),
         ids_unaccounted=sum(load.unaccounted for load in loads),
@@ -315,8 +351,8 @@ def _metadata(
         rows_with_unparsed_values=sum(load.unparsed_rows for load in loads),
         schema_changes=sorted({change for load in loads for change in load.schema_changes}),
         commit_retries=sum(load.commit_retries for load in loads),
-        windows=len(loads),
-        windows_resumed=sum(load.resumed for load in loads),
+        windows=len(windows),
+        windows_resumed=sum(load.resumed for load in windows),
         delta_version=max((load.delta_version or -1 for load in loads), default=None),
         window_start=start,
         window_end=end,

@@ -227,7 +227,11 @@ class PartitionReplacement:
         self.summary.rows = sum(self._days.values())
         self.summary.rows_per_day = dict(sorted(self._days.items()))
         merge = bool(self._outside_files)
-        self._retrying(lambda: self._replace_window(None if merge else note))
+        # An empty day range (records merged into their own days only) replaces nothing: no
+        # empty commit, unless the table must be created first.
+        exists = DeltaTable.is_deltatable(self.uri, storage_options=self.storage_options)
+        if self.first_day < self.end_day or not merge or not exists:
+            self._retrying(lambda: self._replace_window(None if merge else note))
         if merge:
             self._retrying(lambda: self._merge_missing_versions(note))
         self.summary.table_version = DeltaTable(
