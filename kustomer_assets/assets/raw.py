@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from kustomer_assets.assets.column_schema import table_schema
 from kustomer_assets.assets.load import NOTE_RUN, NOTE_WINDOW, WindowLoad, load_window, window_key
 from kustomer_assets.assets.progress import RunProgress, plural, run_progress
 from kustomer_assets.assets.references import is_references, load_references, references_key
@@ -47,32 +48,6 @@ OWNERS = ["team:feedback-analytics"]
 
 SNAPSHOT_DAYS = (date(1970, 1, 1), date(2200, 1, 1))
 """Snapshot entities replace every day: the whole list is read on every run."""
-
-
-def table_schema(spec: EntitySpec, columns: dict[str, str] | None = None) -> dg.TableSchema:
-    """Column schema for the UI: the spec's described columns, then any discovered ones."""
-    described = spec.mapper.descriptions
-    base = spec.mapper.base_schema
-    names = list(columns) if columns else list(base)
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=name,
-                type=(columns or {}).get(name) or str(base.get(name, "")),
-                description=described.get(name) or _discovered_column(name),
-            )
-            for name in names
-        ]
-    )
-
-
-def _discovered_column(name: str) -> str | None:
-    head, sep, kind = name.rpartition("__")
-    if sep and kind in ("float64", "text") and head:
-        return f"Values of `{head}` that its table type cannot hold (read coalesce of both)."
-    if name.startswith("custom_"):
-        return "Custom attribute, typed by its name's suffix."
-    return None
 
 
 def _check_search_horizon(spec: EntitySpec, start: datetime) -> None:
