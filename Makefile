@@ -28,8 +28,15 @@ test: $(STAMP)
 	$(BIN)/ruff format --check kustomer_assets kustomer_assets_tests benchmarks
 	$(BIN)/pytest -n 2 --durations=10
 
+# Benchmark suite (benchmarks/run_all.py): prints the acceptance table, writes
+# benchmarks/results/*.json and benchmarks/RESULTS.md. `bench` takes ~10-15 min on 2 cores;
+# `bench-full` runs the issue's sizes (~45 min).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/requests_per_record.py --days 30
+	$(BIN)/python benchmarks/run_all.py --label "make bench"
+
+.PHONY: bench-full
+bench-full: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py --full --label "make bench-full"
 
 clean:
 	rm -rf .demo data

@@ -36,7 +36,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results" / "mapping_throughput.json"
 
 BATCH_RECORDS = 5_000
 """As `kustomer_assets.assets.load.BATCH_RECORDS`."""
@@ -178,6 +181,7 @@ def main() -> None:
     parser.add_argument("--source", choices=("json", "dicts"), default="json")
     parser.add_argument("--steps", default="map,map+write")
     parser.add_argument("--child", nargs=3, metavar=("IMPLEMENTATION", "ENTITY", "STEP"))
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     counts = {"conversations": args.conversations, "messages": args.messages}
     if args.child:
@@ -218,6 +222,15 @@ def main() -> None:
                     flush=True,
                 )
     print(json.dumps(results))
+    output = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "counts": counts,
+        "source": args.source,
+        "dataset": {"seed": args.seed, "days": args.days, "scale": args.scale},
+        "runs": results,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(output, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

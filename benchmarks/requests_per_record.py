@@ -10,13 +10,16 @@ Both run in the same process against the same emulator, so the figures compare d
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from kustomer_assets.emulator import Emulator, EmulatorConfig
 from kustomer_assets.kustomer import KustomerClient, KustomerSettings
 
 KEY = "benchmark-key"
+RESULTS = Path(__file__).resolve().parent / "results" / "requests_per_record.json"
 
 
 def extract(base_url: str, context: str, days: int, window_days: int, page_size: int) -> dict:
@@ -51,7 +54,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    results: dict[str, dict] = {}
     config = EmulatorConfig(
         seed=3,
         days=args.days,
@@ -75,6 +80,15 @@ def main() -> None:
             base, ours = rows.values()
             assert base["records"] == ours["records"], "both variants must see the same records"
             print(f"{'':<14}-> {base['requests'] / ours['requests']:.1f}x fewer requests\n")
+            results[context] = {
+                "baseline": base,
+                "ours": ours,
+                "fewer_requests": round(base["requests"] / ours["requests"], 2),
+            }
+    output = {"days": args.days, "scale": args.scale, "contexts": results}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(output, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":
