@@ -19,13 +19,14 @@ KUSTOMER_AUTOMATION_RUNNING=true: turning a code location on should not spend th
 budget before someone chose to.
 
 Concurrency pool `kustomer_api`: every raw asset takes a slot of it, so its limit caps how many
-runs call Kustomer at once. Recommended limit = the connector's share of the org's search budget
-÷ what one run may use (`search_requests_per_minute`, KUSTOMER_SEARCH_REQUESTS_PER_MINUTE):
-with Kustomer's 100 searches/min for API keys, half of it left to other apps, and 50 per run,
-that is 50 / 50 = **1** (`RECOMMENDED_POOL_LIMIT`; `recommended_pool_limit()` computes it for
-other settings). Set it with `dagster instance concurrency set kustomer_api 1`, or in
-dagster.yaml under `concurrency: pools: default_limit: 1`. Sensor runs for several days then
-queue instead of racing each other into 429s.
+runs call Kustomer at once. Every run has its own budgets, and the search budget belongs to the
+API key all runs share, so: recommended limit = the key's search budget ÷ what one run may use
+(`search_requests_per_minute`, KUSTOMER_SEARCH_REQUESTS_PER_MINUTE): with Kustomer's 100
+searches/min per API key (the connector's own key) and 90 per run, that is ⌊100 / 90⌋ = **1**
+(`RECOMMENDED_POOL_LIMIT`; `recommended_pool_limit()` computes it for other settings). Set it
+with `dagster instance concurrency set kustomer_api 1`, or in dagster.yaml under
+`concurrency: pools: default_limit: 1`. Sensor runs for several days then queue instead of
+racing each other into 429s.
 """
 
 from collections.abc import Callable, Iterable, Iterator
@@ -76,10 +77,12 @@ SEARCHED = searched()
 
 KUSTOMER_SEARCH_PER_MINUTE = 100
 """Kustomer's search limit for API keys (kustomer-api notes, "Rate limits")."""
-CONNECTOR_SHARE = 0.5
-"""Part of the org's budget this connector may use; the rest is left to other apps."""
+CONNECTOR_SHARE = 1.0
+"""Part of the key's search budget this connector's runs may use together: all of it, since the
+search budget is per API key and the key is the connector's own (the org budget, shared with
+other apps, is a share already: `org_requests_per_minute`)."""
 PER_RUN_SEARCH_PER_MINUTE = KustomerSettings.search_requests_per_minute
-"""The `search_requests_per_minute` default (`KustomerSettings`): what one run may spend."""
+"""The `search_requests_per_minute` default (`KustomerSettings`, 90): what one run may spend."""
 
 
 def recommended_pool_limit(
@@ -87,7 +90,8 @@ def recommended_pool_limit(
     connector_share: float = CONNECTOR_SHARE,
     per_run_search_per_minute: int = PER_RUN_SEARCH_PER_MINUTE,
 ) -> int:
-    """Runs that may call Kustomer at once: the connector's budget / one run's budget (>= 1)."""
+    """Runs that may call Kustomer at once: the key's search budget (the part the connector's
+    runs may use) / one run's search budget, at least 1; ⌊100 / 90⌋ = 1 by default."""
     return max(1, int(org_search_per_minute * connector_share // per_run_search_per_minute))
 
 

@@ -244,7 +244,9 @@ def test_followers_come_from_the_spec_table() -> None:
 
 def test_pool_limit_recommendation() -> None:
     assert automation.RECOMMENDED_POOL_LIMIT == recommended_pool_limit() == 1
-    assert recommended_pool_limit(per_run_search_per_minute=25) == 2
+    # The key's search budget is the connector's own: 100 // 25 runs of 25 searches/min each.
+    assert recommended_pool_limit(per_run_search_per_minute=25) == 4
+    assert recommended_pool_limit(connector_share=0.5, per_run_search_per_minute=25) == 2
     assert recommended_pool_limit(org_search_per_minute=100, connector_share=0.2) == 1
 
 

@@ -1,23 +1,44 @@
-"""Proactive client-side rate limiting.
+"""Proactive client-side rate limiting that follows the server's own limits.
 
-Kustomer's budget is org-wide and shared with every other app using the org, so waiting for 429s
-is not enough: the client spends at most its configured share per sliding 60 s window and also
-pauses when the server says the real remaining budget is nearly gone.
+Kustomer has two budgets: the org's (every request; shared with every other app and key of the
+org, so the connector takes a configurable share of it) and the search budget of the API key
+(100 searches/min; the key is the connector's own, so it may use nearly all of it). Waiting for
+429s is not enough. The client sends at most its share of each budget in any rate window (a
+sliding window, so no window the server counts can hold more) and follows what every answer's
+`x-ratelimit-*` headers say about that budget:
+
+- `x-ratelimit-limit` below the configured share: the lower one is that budget's share.
+- `x-ratelimit-reset` (epoch seconds or milliseconds, or seconds until the reset: a value above
+  10^9 is an epoch) says when the server's window resets, and so how long it is: the longest time
+  to a reset seen, in whole seconds, at most 60 (Kustomer's minute). The share is spent per that
+  window, so a server with shorter windows is not left idle. Until a budget's own answers have
+  shown its window, it takes the other budget's (Kustomer counts both per minute): a client
+  that only searches hears only of the search budget, yet spends the org's too.
+- `x-ratelimit-remaining` lower than our own count allows (another app spent it): requests wait
+  until the reset instead of being sent into a 429. What the server reported is reduced by every
+  request it may not have counted yet (sent after the reporting one, or still in flight when the
+  report arrived), so threads sharing the budget cannot overshoot it either.
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC
 
 ORG = "org"
 SEARCH = "search"
 RESET = "server's rate-limit reset"
 """What a wait is for when neither sliding window binds: the server said its budget is spent."""
+
+ROUNDING = 1.0
+"""Reset headers are whole seconds: a request sent this long before a reset may be counted in
+the next window, so it stays counted against the budget when the window rolls."""
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -26,6 +47,15 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         lowered = name.lower()
         value = next((v for k, v in headers.items() if k.lower() == lowered), None)
     return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _number(headers: Mapping[str, str], name: str) -> int | None:
+    text = _header(headers, name)
+    try:
+        value = float(text) if text is not None else math.nan
+    except ValueError:
+        return None
+    return None if value != value or math.isinf(value) else int(value)
 
 
 def reset_delay(value: str | None, *, now: float | None = None) -> float | None:
@@ -67,24 +97,115 @@ def retry_after_delay(value: str | None, *, now: float | None = None) -> float |
 
 
 class SlidingWindow:
-    """At most `limit` events in any `window` seconds; not locked, RateBudget serialises access."""
+    """At most `limit` events in any `window` seconds; not locked, RateBudget serialises access.
+
+    `limit` and `window` start as configured and follow the server (`follow`): never above the
+    configured share, and events are kept for the configured window so that a window learnt
+    short and then longer still counts them."""
 
     def __init__(self, limit: int, window: float) -> None:
         if limit <= 0:
             raise ValueError("limit must be positive")
+        self.configured = limit
         self.limit = limit
         self.window = window
+        self.span = window
         self._events: deque[float] = deque()
 
+    def follow(self, server_limit: int | None, window: float) -> None:
+        """Adopt the server's limit when it is lower than ours, and its window length."""
+        known = server_limit is not None and server_limit > 0
+        self.limit = min(self.configured, server_limit) if known else self.configured
+        self.window = min(window, self.span)
+
     def wait_time(self, now: float) -> float:
-        while self._events and self._events[0] <= now - self.window:
+        while self._events and self._events[0] <= now - self.span:
             self._events.popleft()
-        if len(self._events) < self.limit:
+        inside = 0
+        for moment in reversed(self._events):
+            if moment <= now - self.window:
+                break
+            inside += 1
+        if inside < self.limit:
             return 0.0
-        return max(0.0, self._events[0] + self.window - now)
+        # The event whose expiry lets one more in: the limit-th newest.
+        return max(0.0, self._events[len(self._events) - self.limit] + self.window - now)
 
     def record(self, now: float) -> None:
         self._events.append(now)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One request let through: its place in the sending order, and what it waited."""
+
+    seq: int
+    kind: str
+    waited: float = 0.0
+
+
+class ServerView:
+    """What the server last said about one budget, and the requests it may not have counted."""
+
+    def __init__(self, window: float) -> None:
+        self.configured_window = window
+        self.window = window
+        """The server's window length: the longest time to a reset seen (`learnt`), or the
+        other budget's, or the configured one; RateBudget keeps it current."""
+        self.limit: int | None = None
+        self.remaining: int | None = None
+        self.reset_at = -math.inf
+        self.seq = -1
+        """The request whose answer `remaining` came from: an older answer is stale."""
+        self.longest_reset = 0.0
+        self.pending: dict[int, tuple[float, bool]] = {}
+        """seq -> (sent at, answered) of requests on this budget not known to be counted."""
+
+    @property
+    def learnt(self) -> float | None:
+        """The window length the server's answers showed (whole seconds), None before one."""
+        if self.longest_reset <= 0:
+            return None
+        return min(self.configured_window, max(1.0, math.ceil(self.longest_reset - 0.01)))
+
+    def left(self) -> int | None:
+        """What the server has left for us, at most: None when it never said."""
+        return None if self.remaining is None else self.remaining - len(self.pending)
+
+    def roll(self, now: float) -> None:
+        """Past the reset, the server's window is new: its whole limit again (whoever spends
+        some, the next answer says), minus what may count in it already."""
+        if self.reset_at == -math.inf or now < self.reset_at:
+            return
+        old = self.reset_at
+        self.reset_at = old + (math.floor((now - old) / self.window) + 1) * self.window
+        self.remaining = self.limit
+        cutoff = old - ROUNDING
+        self.pending = {s: p for s, p in self.pending.items() if not (p[1] and p[0] < cutoff)}
+
+    def answered(self, seq: int) -> None:
+        if seq in self.pending:  # kept only while there is a reported remaining to reduce
+            self.pending[seq] = (self.pending[seq][0], True)
+            if self.remaining is None:
+                del self.pending[seq]
+
+    def report(self, seq: int, remaining: int, limit: int | None, delay: float, now: float) -> None:
+        """An answer's headers; ignored when a later request's answer was already read."""
+        if limit is not None and limit > 0:
+            self.limit = limit
+        if seq <= self.seq:
+            return
+        self.seq, self.remaining, self.reset_at = seq, remaining, now + delay
+        # Answered requests sent before this one are in its count; the others may not be.
+        self.pending = {s: p for s, p in self.pending.items() if s > seq or not p[1]}
+
+    def wait(self, now: float, reserve: int) -> float:
+        """Seconds until the reset when no more than `reserve` is left (less than the limit,
+        so that a budget smaller than the reserve still lets one request through a window)."""
+        left = self.left()
+        if left is None or left > min(reserve, (self.limit or reserve + 1) - 1):
+            return 0.0
+        return max(0.0, self.reset_at - now)
 
 
 class RateBudget:
@@ -104,7 +225,10 @@ class RateBudget:
     ) -> None:
         self.org = SlidingWindow(org_per_minute, window_seconds)
         self.search = SlidingWindow(search_per_minute, window_seconds)
+        self.servers = {ORG: ServerView(window_seconds), SEARCH: ServerView(window_seconds)}
+        """What the server's headers said about each budget."""
         self.reserve = reserve
+        """Left to the server: requests wait for the reset when it reports this many or fewer."""
         self.window_seconds = window_seconds
         self._clock = clock
         self._sleep = sleep
@@ -114,38 +238,62 @@ class RateBudget:
         it happens rather than explained after it."""
         self._lock = threading.Lock()
         self._blocked_until = float("-inf")
+        self._seq = 0
         self.last_remaining: int | None = None
         """The server's latest x-ratelimit-remaining, for progress logs."""
         self.remaining: dict[str, int] = {}
         """The latest x-ratelimit-remaining per budget: a search answer reports the search
         budget, any other the org budget, so one number alone would be mislabelled."""
-        # Added when an injected sleep returns without the clock moving (a test's no-op sleep),
-        # so waiting still terminates instead of spinning on the real clock.
-        self._offset = 0.0
+        self._offset = 0.0  # see _sleep_out
 
     def _now(self) -> float:
         return self._clock() + self._offset
 
-    def acquire(self, kind: str = ORG) -> float:
-        """Block until a request of `kind` may be sent; return the seconds spent waiting."""
+    def _views(self, kind: str) -> list[ServerView]:
+        return [self.servers[ORG], self.servers[SEARCH]] if kind == SEARCH else [self.servers[ORG]]
+
+    def take(self, kind: str = ORG, on_wait: Callable[[float, str], None] | None = None) -> Ticket:
+        """Block until a request of `kind` may be sent; the ticket to hand to `observe` (or
+        `done` when no answer came), so the budget knows what the server has not counted.
+        `on_wait` replaces the budget's own announcer (a budget shared by clients)."""
+        announce = on_wait or self._on_wait
         waited = 0.0
         for _ in range(100_000):
             with self._lock:
                 now = self._now()
+                views = self._views(kind)
+                for view in views:
+                    view.roll(now)
                 org_wait = self.org.wait_time(now)
                 search_wait = self.search.wait_time(now) if kind == SEARCH else 0.0
-                wait = max(org_wait, search_wait, self._blocked_until - now, 0.0)
+                server_wait = max(view.wait(now, self.reserve) for view in views)
+                wait = max(org_wait, search_wait, server_wait, self._blocked_until - now, 0.0)
                 if wait <= 0:
+                    self._seq += 1
                     self.org.record(now)
                     if kind == SEARCH:
                         self.search.record(now)
-                    return waited
-            if self._on_wait is not None:
+                    for view in views:
+                        view.pending[self._seq] = (now, False)
+                    return Ticket(self._seq, kind, waited)
+            if announce is not None:
                 binding = SEARCH if search_wait >= wait else ORG if org_wait >= wait else RESET
-                self._on_wait(wait, binding)
+                announce(wait, binding)
             self._sleep_out(wait)
             waited += wait
-        return waited  # pragma: no cover - only reachable with a clock that never advances
+        raise RuntimeError("rate budget clock never advanced")  # pragma: no cover
+
+    def acquire(self, kind: str = ORG) -> float:
+        """`take` for a caller that reads no answers: the seconds spent waiting."""
+        ticket = self.take(kind)
+        self.done(ticket)
+        return ticket.waited
+
+    def done(self, ticket: Ticket) -> None:
+        """The request of `ticket` was answered (or failed): it no longer is in flight."""
+        with self._lock:
+            for view in self._views(ticket.kind):
+                view.answered(ticket.seq)
 
     def block(self, seconds: float) -> None:
         """Make every thread's next acquire wait `seconds` from now (after a 429, for example)."""
@@ -176,28 +324,66 @@ class RateBudget:
             with self._lock:
                 self._offset += seconds - max(elapsed, 0.0)
 
-    def observe(self, headers: Mapping[str, str], kind: str = ORG) -> float:
-        """Read x-ratelimit-* headers; when remaining <= reserve, hold requests until the reset.
+    def observe(
+        self,
+        headers: Mapping[str, str],
+        kind: str = ORG,
+        ticket: Ticket | None = None,
+        *,
+        status: int = 200,
+    ) -> float:
+        """Read the x-ratelimit-* headers of the answer (`status`) to `ticket` (the latest
+        request when None) on budget `kind`; the seconds requests now wait for the server's
+        reset (0: none). Only a 2xx teaches the window's length."""
+        if ticket is not None:
+            self.done(ticket)
+        remaining = _number(headers, "x-ratelimit-remaining")
+        if remaining is None:
+            return 0.0
+        limit = _number(headers, "x-ratelimit-limit")
+        with self._lock:
+            now = self._now()
+            advertised = reset_delay(_header(headers, "x-ratelimit-reset"), now=self._wall())
+            # No reset advertised: slow down rather than stall a whole window.
+            delay = min(1.0 if advertised is None else advertised, self.window_seconds * 2)
+            seq = self._seq if ticket is None else ticket.seq
+            wait = 0.0
+            budgets = self._reported(kind, limit, status)
+            if len(budgets) > 1:
+                limit = None  # the limit of one of them, but which is unknown
+            for reported in budgets:
+                view = self.servers[reported]
+                if 200 <= status < 300 and advertised is not None and delay > 0:
+                    view.longest_reset = max(view.longest_reset, delay)
+                view.report(seq, remaining, limit, delay, now)
+                self.last_remaining = remaining
+                self.remaining[reported] = remaining
+            self._follow()
+            for reported in budgets:
+                wait = max(wait, self.servers[reported].wait(now, self.reserve))
+            return wait
 
-        `kind` is the budget the answered request drew on last (search for search POSTs).
-        Returns the pause imposed (0 when none)."""
-        remaining_text = _header(headers, "x-ratelimit-remaining")
-        if remaining_text is None:
-            return 0.0
-        try:
-            remaining = float(remaining_text)
-        except ValueError:
-            return 0.0
-        self.last_remaining = int(remaining)
-        self.remaining[kind] = int(remaining)
-        if remaining > self.reserve:
-            return 0.0
-        delay = reset_delay(_header(headers, "x-ratelimit-reset"), now=self._wall())
-        if delay is None:
-            delay = 1.0  # no reset advertised: slow down rather than stall a whole window
-        delay = min(delay, self.window_seconds * 2)
-        self.block(delay)
-        return delay
+    def _follow(self) -> None:
+        """Both sliding windows follow the server: its limits, and its window lengths (a budget
+        not heard of yet takes the other's, see the module doc)."""
+        org, search = self.servers[ORG], self.servers[SEARCH]
+        for view, other, window in ((org, search, self.org), (search, org, self.search)):
+            view.window = view.learnt or other.learnt or view.configured_window
+            window.follow(view.limit, view.window)
+
+    def _reported(self, kind: str, limit: int | None, status: int) -> list[str]:
+        """The budgets an answer's headers describe. A search's 2xx reports the search budget,
+        any other answer the org's; but a search's error answer may report either (the one
+        spent, for a 429), so its limit tells which, and a 429 that does not tell holds both
+        until its reset: a search needs both."""
+        if kind != SEARCH:
+            return [ORG]
+        if 200 <= status < 300:
+            return [SEARCH]
+        matching = [k for k in (ORG, SEARCH) if limit and self.servers[k].limit == limit]
+        if len(matching) == 1:
+            return matching
+        return [ORG, SEARCH] if status == 429 else []
 
     def describe_remaining(self) -> str:
         """'org budget left 5890, search budget left 570': each budget named, since a search

@@ -48,12 +48,14 @@ class KustomerResource(dg.ConfigurableResource):
     )
     org_requests_per_minute: int = Field(
         default=KustomerSettings.org_requests_per_minute,
-        description="Requests/min this connector may use of the org-wide budget shared by all apps "
-        "(default: half of the Enterprise plan's 1,000).",
+        description="Requests/min this connector may use of the org-wide budget, which every "
+        "app and key of the org shares (default: half of the Enterprise plan's 1,000; lower it "
+        "on smaller plans). A lower x-ratelimit-limit from the server is adopted.",
     )
     search_requests_per_minute: int = Field(
         default=KustomerSettings.search_requests_per_minute,
-        description="Search requests/min (API keys get 100/min; default leaves half to others).",
+        description="Search requests/min. Kustomer gives each API key 100/min and this key is "
+        "the connector's own, so the default uses 90% of it, keeping a tenth as head-room.",
     )
     timeout_seconds: float = Field(
         default=KustomerSettings.timeout_seconds, description="Per-request timeout."

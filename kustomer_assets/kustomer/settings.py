@@ -55,7 +55,15 @@ def _shown(value: str, limit: int = 60) -> str:
 
 @dataclass(frozen=True)
 class KustomerSettings:
-    """Everything the client needs; defaults leave half of the documented budgets to other apps.
+    """Everything the client needs, with budgets that use what is the connector's to use.
+
+    The two rate budgets are not alike. The search budget (100 searches/min) is the API key's,
+    and the key is the connector's own (README: create one for it), so the default spends 90 of
+    it, keeping a tenth as head-room. The org budget is shared with every other app and key of
+    the org, so the connector takes a configurable share: 500/min, half of the Enterprise plan's
+    1,000 (lower it on smaller plans). Both are per rate window, a minute at Kustomer; the
+    budget also follows the server's `x-ratelimit-*` headers (`budget`): a lower limit than
+    these is adopted, and a window the server says is spent is waited out, not sent into a 429.
 
     The one place the defaults are written: the Dagster resource's fields and the environment
     reader take theirs from this class (`KustomerSettings.search_page_size` is the default),
@@ -67,7 +75,9 @@ class KustomerSettings:
     search_page_size: int = 500
     list_page_size: int = 100
     org_requests_per_minute: int = 500
-    search_requests_per_minute: int = 50
+    """The connector's share of the org-wide budget every app and key of the org draws on."""
+    search_requests_per_minute: int = 90
+    """90% of the API key's own 100 searches/min: the key is the connector's."""
     timeout_seconds: float = 30.0
     max_retries: int = 5
     backoff_base_seconds: float = 0.5

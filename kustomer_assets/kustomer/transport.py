@@ -6,7 +6,8 @@ Everything above this module (list paging, search windows) sends its requests th
 same way and fails with the same kind of sentence. The rules:
 
 - Before sending: wait for the org budget (and the search budget for a search POST), since
-  Kustomer's budget is org-wide and shared with other apps.
+  Kustomer's budget is org-wide and shared with other apps; every answer's `x-ratelimit-*`
+  headers then tell the budget what the server has left, its limit and its window (`budget`).
 - 5xx, 408, timeouts, broken connections and 2xx bodies that are not the API's JSON are
   transient: retried with jittered exponential backoff (a 5xx's Retry-After is honoured, up to
   the backoff ceiling), and when they outlast the retries the error says what failed last.
@@ -18,10 +19,12 @@ same way and fails with the same kind of sentence. The rules:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -123,6 +126,27 @@ def _decode(response: httpx.Response, expect: Expect) -> dict[str, Any]:
     return payload
 
 
+_SHARED_BUDGETS: dict[tuple[object, ...], RateBudget] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _budget_for(settings: KustomerSettings, *, shared: bool, **time_: Any) -> RateBudget:
+    """The rate budget of a new client. Clients of one process that talk to one org with one
+    key and the same budgets share it: a run opens one client per asset, one after another,
+    and the share is the run's, not each client's (else each asset would start on a fresh
+    minute); each client also starts knowing what the server last said. Clients on injected
+    clocks or transports (tests) keep their own."""
+    s = settings
+    budgets = (s.org_requests_per_minute, s.search_requests_per_minute, s.rate_limit_reserve)
+    if not shared:
+        return RateBudget(*budgets[:2], reserve=s.rate_limit_reserve, **time_)
+    key = (s.api_root, hashlib.sha256(s.api_key.encode()).hexdigest(), budgets)
+    with _SHARED_LOCK:
+        if key not in _SHARED_BUDGETS:
+            _SHARED_BUDGETS[key] = RateBudget(*budgets[:2], reserve=s.rate_limit_reserve)
+        return _SHARED_BUDGETS[key]
+
+
 class Transport:
     """Thread-safe sender of single requests to one org's API root (see module doc)."""
 
@@ -146,14 +170,13 @@ class Transport:
         self._sleep = sleep
         self._wall = wall_clock
         self._random = random.Random()
-        self.budget = RateBudget(
-            settings.org_requests_per_minute,
-            settings.search_requests_per_minute,
-            reserve=settings.rate_limit_reserve,
+        real_time = (clock, sleep, wall_clock) == (time.monotonic, time.sleep, time.time)
+        self.budget = _budget_for(
+            settings,
+            shared=real_time and http_transport is None,
             clock=clock,
             sleep=sleep,
             wall_clock=wall_clock,
-            on_wait=self.announce_wait,
         )
         self._root_path = urlsplit(settings.api_root).path.rstrip("/")
         self._http = httpx.Client(
@@ -251,11 +274,13 @@ class Transport:
             return reset, "x-ratelimit-reset"
         return max(self._backoff(attempt), 0.05), "backoff"
 
-    def _acquire(self, kind: str) -> None:
-        waited = self.budget.acquire(budget_mod.SEARCH if kind == "search" else budget_mod.ORG)
-        if waited > 0:
-            self.stats.add(rate_limit_waits=1, wait_seconds=waited)
-            self.log.debug("Waited %.1fs for the Kustomer rate budget (%s)", waited, kind)
+    def _acquire(self, kind: str) -> budget_mod.Ticket:
+        which = budget_mod.SEARCH if kind == "search" else budget_mod.ORG
+        ticket = self.budget.take(which, on_wait=self.announce_wait)
+        if ticket.waited > 0:
+            self.stats.add(rate_limit_waits=1, wait_seconds=ticket.waited)
+            self.log.debug("Waited %.1fs for the Kustomer rate budget (%s)", ticket.waited, kind)
+        return ticket
 
     def _wait_out_429(
         self, response: httpx.Response, method: str, plain: str, hits: int, waited: float
@@ -302,7 +327,7 @@ class Transport:
         rate_hits = 0
         last_problem = ""
         while True:
-            self._acquire(kind)
+            ticket = self._acquire(kind)
             self.stats.add(requests=1, search_requests=1 if kind == "search" else 0)
             response: httpx.Response | None = None
             try:
@@ -315,12 +340,12 @@ class Transport:
                 ) from None
             except httpx.TransportError as exc:
                 last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            finally:
+                if response is None:  # no answer: the request is no longer in flight either
+                    self.budget.done(ticket)
             if response is not None:
-                self.budget.observe(
-                    response.headers,
-                    budget_mod.SEARCH if kind == "search" else budget_mod.ORG,
-                )
                 status = response.status_code
+                self.budget.observe(response.headers, ticket.kind, ticket, status=status)
                 if 200 <= status < 300:
                     try:
                         return _decode(response, expect)
