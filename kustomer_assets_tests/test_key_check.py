@@ -25,7 +25,13 @@ from kustomer_assets.cli import main
 from kustomer_assets.emulator import Emulator
 from kustomer_assets.entities import ENTITIES
 from kustomer_assets.kustomer import KustomerClient, KustomerSettings, roles
-from kustomer_assets_tests.conftest import Lake, emulator_config, resources
+from kustomer_assets_tests.conftest import (
+    Lake,
+    day_range,
+    emulator_config,
+    materialize_range,
+    resources,
+)
 
 FULL_KEY = "kc-full-4f1d9a77e2-DO-NOT-PRINT"
 REQUIRED_KEY = "kc-required-8b3c0e51aa-DO-NOT-PRINT"
@@ -278,6 +284,37 @@ def test_role_checks_pass_and_fail_with_severity(server: Emulator, tmp_path: Pat
     metadata = {k: v.value for k, v in tags.metadata.items()}
     assert metadata["role"] == roles.TAG_READ and metadata["required"] is True
     assert metadata["status"] == "missing" and "/v1/tags" in metadata["detail"]
+
+
+def asset_requests(result: dg.ExecuteInProcessResult, name: str) -> int:
+    """What the asset's own client sent in this run (its run metadata), 0 when not run."""
+    events = result.asset_materializations_for_node(name)
+    value = events[0].metadata.get("run/kustomer/requests") if events else None
+    return 0 if value is None else int(value.value)
+
+
+def test_role_checks_after_a_load_in_the_same_run_cost_no_request(
+    server: Emulator, tmp_path: Path
+) -> None:
+    lake = Lake(tmp_path / "delta")
+    res = resources(server.base_url, lake, api_key=FULL_KEY, switched_off=["messages"])
+    first, last = day_range(2)
+    before = api_requests(server)
+    result = materialize_range([*entity_assets, *role_checks], first, last, res)
+    assert result.success
+    spent = api_requests(server) - before
+    evaluations = role_evaluations(result)
+    assert set(evaluations) == {spec.name for spec in ENTITIES}
+    assert all(e.passed for e in evaluations.values())
+    probed = {name for name, e in evaluations.items() if e.metadata["probed"].value}
+    # Every table the run loaded proved its role: those checks sent nothing. The table the
+    # run skipped (switched off) proved nothing, so its check probed, with one request.
+    assert probed == {"messages"}
+    loaded = sum(asset_requests(result, spec.name) for spec in ENTITIES)
+    assert loaded > len(ENTITIES)
+    assert spent == loaded + 1, (spent, loaded)
+    tags = {k: v.value for k, v in evaluations["tags"].metadata.items()}
+    assert tags["status"] == "present" and "no probe was sent" in tags["detail"]
 
 
 def test_role_checks_fail_with_error_on_a_rejected_key(server: Emulator, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from kustomer_assets.assets.load import PROGRESS_EVERY_RECORDS, WindowLoad, ByIdProgress
+from kustomer_assets.assets.load import PROGRESS_EVERY_RECORDS, ByIdProgress, WindowLoad
 from kustomer_assets.assets.progress import (
     WINDOW_LINE,
     RunProgress,

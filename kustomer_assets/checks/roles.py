@@ -2,10 +2,12 @@
 
 A key's roles cannot be edited and are invisible until a request is refused, so a missing role
 otherwise shows up as a table that silently stays empty (optional roles are skipped with a
-warning) or as a failed backfill. `role_granted` puts the answer next to each table in the UI,
-with one request per check; `kustomer_key_check` probes every role at once, for the person
-setting up a new key. Both use the probes of `kustomer_assets.checks.key_check`, derived from
-the entity specs they are given (the spec table by default).
+warning) or as a failed backfill. `role_granted` puts the answer next to each table in the UI:
+when the same run has just loaded the table, that load proved the role and the check sends
+nothing; otherwise (the table was skipped, failed or not part of the run) it sends one probe
+request. `kustomer_key_check` probes every role at once, for the person setting up a new key.
+Both use the probes of `kustomer_assets.checks.key_check`, derived from the entity specs they
+are given (the spec table by default).
 """
 
 from collections.abc import Sequence
@@ -24,6 +26,7 @@ from kustomer_assets.checks.key_check import (
 from kustomer_assets.entities import ENTITIES, EntitySpec
 from kustomer_assets.kustomer.errors import KustomerError
 from kustomer_assets.kustomer.resource import KustomerResource
+from kustomer_assets.run_report import RunReport, SkippedRun
 
 ROLE_GRANTED = "role_granted"
 KEY_CHECK_JOB = "kustomer_key_check"
@@ -40,11 +43,14 @@ def _description(spec: EntitySpec) -> str:
     return (
         f"Whether the Kustomer API key may read {spec.name}: it needs `{spec.role}` ({effect}). "
         "Roles cannot be edited on a key; a missing one means creating a new key in Kustomer "
-        "(Settings → Security → API Keys) and setting KUSTOMER_API_KEY. One small request."
+        "(Settings → Security → API Keys) and setting KUSTOMER_API_KEY. No request when the same "
+        "run loaded the table (that proved the role), else one small request."
     )
 
 
-def _result(spec: EntitySpec, row: RoleRow, *, unusable: bool = False) -> dg.AssetCheckResult:
+def _result(
+    spec: EntitySpec, row: RoleRow, *, unusable: bool = False, probed: bool = True
+) -> dg.AssetCheckResult:
     # An unusable key or setting stops every table, optional or not: always ERROR then.
     error = spec.required or unusable
     return dg.AssetCheckResult(
@@ -56,15 +62,40 @@ def _result(spec: EntitySpec, row: RoleRow, *, unusable: bool = False) -> dg.Ass
             "required": spec.required,
             "status": row.status_text,
             "detail": row.detail,
+            "probed": probed,
         },
     )
+
+
+def proven_by_this_run(
+    context: dg.AssetCheckExecutionContext, spec: EntitySpec, entities: Sequence[EntitySpec]
+) -> RoleRow | None:
+    """The role as this run's own materialization of the asset proves it, or None when that
+    proves nothing: no materialization in this run (the asset failed or was not selected), a
+    skip (a missing optional role, a switched-off table) or no request sent (nothing to load)."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(spec.name))
+    materialization = None if event is None else event.asset_materialization
+    if event is None or materialization is None or event.run_id != context.run.run_id:
+        return None
+    metadata = materialization.metadata
+    if SkippedRun.from_metadata(metadata) is not None:
+        return None
+    requests = RunReport.from_metadata(metadata).client.get("requests") or 0
+    if requests <= 0:
+        return None
+    detail = (
+        f"{spec.role} is present: this run loaded {spec.name} with the key "
+        f"({int(requests)} requests), so no probe was sent."
+    )
+    return RoleRow(spec.role, spec.required, PRESENT, unlocks(spec.role, entities), detail)
 
 
 def role_check(
     spec: EntitySpec, entities: Sequence[EntitySpec] = ENTITIES
 ) -> dg.AssetChecksDefinition:
-    """`role_granted` on the spec's asset: probes only `spec.role` (with the probe `entities`
-    give that role), never blocks the asset."""
+    """`role_granted` on the spec's asset: passes without a request when this run loaded the
+    asset, else probes only `spec.role` (with the probe `entities` give that role); never
+    blocks the asset."""
 
     @dg.asset_check(
         asset=dg.AssetKey(spec.name),
@@ -75,6 +106,9 @@ def role_check(
     def _role_granted(
         context: dg.AssetCheckExecutionContext, kustomer: KustomerResource
     ) -> dg.AssetCheckResult:
+        proven = proven_by_this_run(context, spec, entities)
+        if proven is not None:
+            return _result(spec, proven, probed=False)
         try:
             with kustomer.client(logger=context.log) as client:
                 row = check_role(client, spec.role, entities)
