@@ -17,6 +17,7 @@ from kustomer_assets.entities import ByIdSource, EntitySpec
 from kustomer_assets.extract import WindowFetch
 from kustomer_assets.kustomer import KustomerClient
 from kustomer_assets.lake import DeltaStore, WriteSummary
+from kustomer_assets.lake.partitions import PartitionReplacement
 from kustomer_assets.records import UNPARSED_COLUMN
 
 BATCH_RECORDS = 5_000
@@ -99,16 +100,9 @@ def load_window(
     by_id = isinstance(source, ByIdSource)
     ids = ids_to_fetch(store, spec.name, source, start, end) if by_id else []
     fetch = WindowFetch(spec, client, start, end, ids=ids)
-    batch: list[dict[str, Any]] = []
     load = WindowLoad(window=window_key(first_day, end_day))
     with store.replace_days(spec.name, first_day, end_day, spec.mapper.base_schema) as replacement:
-
-        def stage(force: bool = False) -> None:
-            if batch and (force or len(batch) >= BATCH_RECORDS):
-                frame = spec.mapper.frame(batch)
-                load.unparsed_rows += int(frame[UNPARSED_COLUMN].is_not_null().sum())
-                replacement.add(frame)
-                batch.clear()
+        batch = RecordBatches(spec, replacement, load)
 
         what = source.what if isinstance(source, ByIdSource) else "records"
         by_id_progress = ByIdProgress(spec.name, load.window, what, len(ids), log)
@@ -116,7 +110,6 @@ def load_window(
             by_id_progress.start()
         for pages, page in enumerate(fetch, start=1):
             batch.extend(page)
-            stage()
             if by_id:
                 by_id_progress.advance(fetch.records + fetch.not_found, client)
             elif pages % PROGRESS_EVERY_PAGES == 0:
@@ -129,7 +122,7 @@ def load_window(
                     client.stats.requests,
                     client.budget.describe_remaining(),
                 )
-        stage(force=True)
+        batch.flush()
         load.reported_total = fetch.reported_total
         if fetch.reconciliation is not None:
             rec = fetch.reconciliation
@@ -145,6 +138,29 @@ def load_window(
     load.commit_retries = summary.commit_retries
     load.delta_version = summary.table_version
     return load
+
+
+@dataclass
+class RecordBatches:
+    """Records gathered into batches of `BATCH_RECORDS`, each mapped and staged when full, so a
+    load holds one batch whatever the window's size; the load counts their unparsed rows."""
+
+    spec: EntitySpec
+    replacement: PartitionReplacement
+    load: WindowLoad
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, records: list[dict[str, Any]]) -> None:
+        self.records.extend(records)
+        if len(self.records) >= BATCH_RECORDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.records:
+            frame = self.spec.mapper.frame(self.records)
+            self.load.unparsed_rows += int(frame[UNPARSED_COLUMN].is_not_null().sum())
+            self.replacement.add(frame)
+            self.records.clear()
 
 
 @dataclass

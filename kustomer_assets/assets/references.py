@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kustomer_assets.assets.load import (
-    BATCH_RECORDS,
     ByIdProgress,
+    RecordBatches,
     WindowLoad,
     window_key,
 )
@@ -31,7 +31,6 @@ from kustomer_assets.entities import EntitySpec, SearchSource
 from kustomer_assets.extract import WindowFetch
 from kustomer_assets.kustomer import KustomerClient
 from kustomer_assets.lake import DeltaStore
-from kustomer_assets.records import UNPARSED_COLUMN
 
 REFERENCES = "references"
 """Window name prefix of the load that fetches referenced records after the run's windows."""
@@ -129,16 +128,9 @@ def load_references(
     how = "by a search sweep" if plan.by_search else "by id"
     log.info("%s: %d %s, fetched %s: %s", spec.name, len(missing), what, how, plan.reason)
     fetch = WindowFetch(spec, client, start, end)
-    batch: list[dict[str, Any]] = []
     day = end.date()
     with store.replace_days(spec.name, day, day, spec.mapper.base_schema) as replacement:
-
-        def stage(force: bool = False) -> None:
-            if batch and (force or len(batch) >= BATCH_RECORDS):
-                frame = spec.mapper.frame(batch)
-                load.unparsed_rows += int(frame[UNPARSED_COLUMN].is_not_null().sum())
-                replacement.add(frame)
-                batch.clear()
+        batch = RecordBatches(spec, replacement, load)
 
         wanted = set(missing)
         if plan.by_search and isinstance(spec.source, SearchSource):
@@ -151,15 +143,13 @@ def load_references(
                     wanted.difference_update(record["id"] for record in found)
                     batch.extend(found)
                     load.records_fetched += len(found)
-                    stage()
         progress = ByIdProgress(spec.name, load.window, what, len(wanted), log)
         if wanted:
             progress.start()
         for page in fetch.by_ids(path, sorted(wanted)):
             batch.extend(page)
-            stage()
             progress.advance(fetch.records + fetch.not_found, client)
-        stage(force=True)
+        batch.flush()
         load.records_fetched += fetch.records
         load.not_found = fetch.not_found
         summary = replacement.commit(note=lambda summary: load.note(run, summary))

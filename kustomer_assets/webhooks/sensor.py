@@ -8,7 +8,7 @@ the polling `kustomer_changes` sensor (`automation.plan_runs`: CSAT answers and 
 customers follow conversations, many days become one range run). It makes no API call itself.
 `feedback`'s automation condition then refreshes `feedback` after those runs.
 
-Which tables an event reloads (each spec's `webhook_events`, gathered in `TABLES_FOR_EVENT`):
+Which tables an event reloads (each spec's `webhook_events`, gathered by `tables_for_events`):
 - conversation -> conversations, and notes: Kustomer sends no note events, but a new note
   touches its conversation, on the same day;
 - message -> messages and conversations (counts and last-message times live on it);
@@ -61,7 +61,6 @@ def tables_for_events(entities: Iterable[EntitySpec] = ENTITIES) -> dict[str, tu
     return out
 
 
-TABLES_FOR_EVENT = tables_for_events()
 PENDING = (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED)
 PARTITION_TAG = "dagster/partition"
 
