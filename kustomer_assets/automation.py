@@ -42,6 +42,7 @@ from kustomer_assets.entities import ENTITIES, EntitySpec, SearchSource
 from kustomer_assets.environment import bool_env, positive_int_env
 from kustomer_assets.kustomer import KustomerClient, KustomerPermissionError, KustomerSettings
 from kustomer_assets.kustomer.resource import KustomerResource
+from kustomer_assets.org import DEFAULT_ORG, Org
 from kustomer_assets.partitions import daily_partitions
 from kustomer_assets.records import parse_timestamp
 from kustomer_assets.timestamps import iso_ms
@@ -64,8 +65,10 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def raw_keys(entities: Iterable[EntitySpec] = ENTITIES) -> tuple[dg.AssetKey, ...]:
-    return tuple(dg.AssetKey(spec.name) for spec in entities)
+def raw_keys(
+    entities: Iterable[EntitySpec] = ENTITIES, org: Org = DEFAULT_ORG
+) -> tuple[dg.AssetKey, ...]:
+    return tuple(org.asset_key(spec.name) for spec in entities)
 
 
 def searched(entities: Iterable[EntitySpec] = ENTITIES) -> tuple[EntitySpec, ...]:
@@ -206,6 +209,7 @@ def plan_runs(
     cursor: str,
     max_day_runs: int,
     entities: tuple[EntitySpec, ...] = ENTITIES,
+    org: Org = DEFAULT_ORG,
 ) -> list[dg.RunRequest]:
     """Run requests for the changed days: one per day, or one range run when there are many."""
     first_partition = daily_partitions.start.date()
@@ -229,7 +233,7 @@ def plan_runs(
         return [
             dg.RunRequest(
                 run_key=f"changes:{first}..{last}@{cursor}",
-                asset_selection=_keys(changed, entities),
+                asset_selection=_keys(changed, entities, org),
                 tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
             )
         ]
@@ -237,15 +241,15 @@ def plan_runs(
         dg.RunRequest(
             run_key=f"changes:{day}@{cursor}",
             partition_key=day.isoformat(),
-            asset_selection=_keys(refreshed_with(names, entities), entities),
+            asset_selection=_keys(refreshed_with(names, entities), entities, org),
         )
         for day, names in sorted(per_day.items())
     ]
 
 
-def _keys(names: Iterable[str], entities: tuple[EntitySpec, ...]) -> list[dg.AssetKey]:
+def _keys(names: Iterable[str], entities: tuple[EntitySpec, ...], org: Org) -> list[dg.AssetKey]:
     wanted = set(names)
-    return [key for key in raw_keys(entities) if key.path[-1] in wanted]
+    return [key for key in raw_keys(entities, org) if key.path[-1] in wanted]
 
 
 def build_kustomer_changes_sensor(
@@ -256,12 +260,15 @@ def build_kustomer_changes_sensor(
     default_status: dg.DefaultSensorStatus | None = None,
     clock: Callable[[], datetime] = _utc_now,
     webhook_store: Path | None = None,
+    webhooks: bool = True,
     entities: tuple[EntitySpec, ...] = ENTITIES,
+    org: Org = DEFAULT_ORG,
 ) -> dg.SensorDefinition:
     """The `kustomer_changes` sensor; arguments default to the environment (see module doc).
 
     `clock` is the sensor's "now" (tests pass the emulator's clock); `webhook_store` is the
-    webhook event log's folder (default: `webhooks.store.webhook_store_folder()`).
+    webhook event log's folder (default: `webhooks.store.webhook_store_folder()`); with
+    `webhooks` False the sensor never rests (an org whose events no store receives).
     """
     interval = minimum_interval_seconds or positive_int_env(
         ENV_SENSOR_INTERVAL, DEFAULT_SENSOR_INTERVAL
@@ -272,13 +279,14 @@ def build_kustomer_changes_sensor(
         dg.DefaultSensorStatus.RUNNING if _running_by_default() else dg.DefaultSensorStatus.STOPPED
     )
 
-    keys = raw_keys(entities)
+    keys = raw_keys(entities, org)
 
     @dg.sensor(
-        name="kustomer_changes",
+        name=org.name("kustomer_changes"),
         target=dg.AssetSelection.assets(*keys),
         minimum_interval_seconds=interval,
         default_status=status,
+        required_resource_keys={org.kustomer_key},
         description=(
             "Asks Kustomer what changed since the last tick (one search per searched entity) "
             "and reloads the UTC days the changed records now belong to. The first tick loads "
@@ -286,8 +294,10 @@ def build_kustomer_changes_sensor(
         ),
     )
     def kustomer_changes(
-        context: dg.SensorEvaluationContext, kustomer: KustomerResource
+        context: dg.SensorEvaluationContext, **_resources: object
     ) -> dg.SensorResult | dg.SkipReason:
+        # `**_resources`: a sensor called directly (tests) gets its resources as arguments.
+        kustomer = org.kustomer(context)
         now = _floor_ms(clock().astimezone(UTC))
         if not context.cursor:
             context.log.info("No cursor yet: loading the last %d days as one run", look_back)
@@ -301,12 +311,13 @@ def build_kustomer_changes_sensor(
                 "sensor's cursor in the UI (the next tick then loads the look-back days again)."
             )
         # Webhooks bring the changes for now; the cursor stays, so the next search covers all.
-        resting = polling_rest_reason(now, folder=webhook_store)
+        resting = polling_rest_reason(now, folder=webhook_store) if webhooks else None
         if resting is not None:
             if resting.overdue:
                 context.log.warning(resting.reason)
             return dg.SkipReason(resting.reason)
-        note_polling_search(now, folder=webhook_store)
+        if webhooks:
+            note_polling_search(now, folder=webhook_store)
         # The cursor is the newest updatedAt seen: ask for strictly newer (ms precision).
         since = seen + timedelta(milliseconds=1)
         changes: list[EntityChanges] = []
@@ -327,7 +338,7 @@ def build_kustomer_changes_sensor(
         # today, so everything before `now` is covered.
         newest = max(c.newest for c in changed if c.newest is not None)
         cursor = iso_ms(newest if all(c.complete for c in changed) else now)
-        requests = plan_runs(changed, now.date(), cursor, day_runs, entities)
+        requests = plan_runs(changed, now.date(), cursor, day_runs, entities, org)
         context.log.info(
             "Changes since %s: %s; %d run(s) requested",
             context.cursor,
@@ -347,6 +358,7 @@ def build_finalize_yesterday_schedule(
     cron_schedule: str = FINALIZE_CRON,
     default_status: dg.DefaultScheduleStatus | None = None,
     entities: tuple[EntitySpec, ...] = ENTITIES,
+    org: Org = DEFAULT_ORG,
 ) -> dg.ScheduleDefinition:
     """`finalize_yesterday`: yesterday's partition of every raw asset, in one run."""
     status = default_status or (
@@ -356,10 +368,10 @@ def build_finalize_yesterday_schedule(
     )
 
     @dg.schedule(
-        name="finalize_yesterday",
+        name=org.name("finalize_yesterday"),
         cron_schedule=cron_schedule,
         execution_timezone="UTC",
-        target=dg.AssetSelection.assets(*raw_keys(entities)),
+        target=dg.AssetSelection.assets(*raw_keys(entities, org)),
         default_status=status,
         description=(
             "Reloads yesterday (UTC) in every Kustomer table once the day is over: the final "
@@ -371,21 +383,34 @@ def build_finalize_yesterday_schedule(
         return dg.RunRequest(
             run_key=f"finalize:{yesterday}",
             partition_key=yesterday.isoformat(),
-            asset_selection=list(raw_keys(entities)),
+            asset_selection=list(raw_keys(entities, org)),
         )
 
     return finalize_yesterday
 
 
-default_automation_condition_sensor = dg.AutomationConditionSensorDefinition(
-    "default_automation_condition_sensor",
-    target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "Evaluates automation conditions: refreshes feedback after its inputs change "
-        "(eager) and runs the hourly partition_fresh checks."
-    ),
-)
+def build_automation_condition_sensor(
+    org: Org = DEFAULT_ORG, assets: Iterable[dg.AssetsDefinition] | None = None
+) -> dg.AutomationConditionSensorDefinition:
+    """The sensor that evaluates the automation conditions of `assets` (every asset of the
+    code location when None, the single-org default)."""
+    target = (
+        dg.AssetSelection.all()
+        if assets is None
+        else dg.AssetSelection.assets(*[key for asset in assets for key in asset.keys])
+    )
+    return dg.AutomationConditionSensorDefinition(
+        org.name("default_automation_condition_sensor"),
+        target=target,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Evaluates automation conditions: refreshes feedback after its inputs change "
+            "(eager) and runs the hourly partition_fresh checks."
+        ),
+    )
+
+
+default_automation_condition_sensor = build_automation_condition_sensor()
 
 kustomer_changes = build_kustomer_changes_sensor()
 finalize_yesterday = build_finalize_yesterday_schedule()

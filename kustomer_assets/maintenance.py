@@ -42,7 +42,7 @@ from deltalake.fs import DeltaStorageHandler
 
 from kustomer_assets.environment import positive_int_env
 from kustomer_assets.lake import DeltaStore, is_commit_conflict
-from kustomer_assets.lake.resource import DeltaLakeResource
+from kustomer_assets.org import DEFAULT_ORG, Org
 
 RETENTION_VARIABLE = "KUSTOMER_VACUUM_RETENTION_HOURS"
 DEFAULT_RETENTION_HOURS = 168
@@ -194,92 +194,105 @@ def maintain_table(
     )
 
 
-@dg.op(
-    name="compact_and_vacuum",
-    out=dg.Out(dg.Nothing),
-    description="Compact small files and vacuum replaced ones in every table under the root.",
-)
-def compact_and_vacuum(
-    context: dg.OpExecutionContext, config: MaintenanceConfig, lake: DeltaLakeResource
-) -> Iterator[dg.AssetObservation | dg.Output]:
-    retention = (
-        config.retention_hours
-        if config.retention_hours is not None
-        else positive_int_env(RETENTION_VARIABLE, DEFAULT_RETENTION_HOURS)
+def build_lake_maintenance(
+    org: Org = DEFAULT_ORG,
+) -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
+    """The maintenance job of the org's lake root and its weekly schedule (created stopped)."""
+
+    @dg.op(
+        name=org.name("compact_and_vacuum"),
+        out=dg.Out(dg.Nothing),
+        description="Compact small files and vacuum replaced ones in every table under the root.",
+        required_resource_keys={org.lake_key},
     )
-    if retention < 0:
-        raise dg.Failure(f"retention_hours must be 0 or more, got {retention}.")
-    store = lake.store()
-    tables = config.tables if config.tables is not None else list_tables(store)
-    done: dict[str, TableMaintenance] = {}
-    failed: dict[str, str] = {}
-    for table in tables:
-        try:
-            result = maintain_table(store, table, retention, config.force_retention)
-        except RetentionTooShortError as error:
-            # The same setting would be refused for every table: stop before touching any more.
-            raise dg.Failure(str(error)) from None
-        except Exception as error:
-            failed[table] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
-            context.log.warning(f"maintenance of `{table}` failed, left as it was: {failed[table]}")
-            continue
-        done[table] = result
-        context.log.info(
-            f"{table}: {result.files_before} → {result.files_after} files, "
-            f"{result.bytes_removed} bytes removed"
+    def compact_and_vacuum(
+        context: dg.OpExecutionContext, config: MaintenanceConfig
+    ) -> Iterator[dg.AssetObservation | dg.Output]:
+        retention = (
+            config.retention_hours
+            if config.retention_hours is not None
+            else positive_int_env(RETENTION_VARIABLE, DEFAULT_RETENTION_HOURS)
         )
-        yield dg.AssetObservation(
-            asset_key=dg.AssetKey(table),
-            description="kustomer_lake_maintenance: compact + vacuum",
-            metadata={f"maintenance/{k}": v for k, v in asdict(result).items()},
+        if retention < 0:
+            raise dg.Failure(f"retention_hours must be 0 or more, got {retention}.")
+        store = org.lake(context).store()
+        tables = config.tables if config.tables is not None else list_tables(store)
+        done: dict[str, TableMaintenance] = {}
+        failed: dict[str, str] = {}
+        for table in tables:
+            try:
+                result = maintain_table(store, table, retention, config.force_retention)
+            except RetentionTooShortError as error:
+                # The same setting would be refused for every table: stop before touching any more.
+                raise dg.Failure(str(error)) from None
+            except Exception as error:
+                failed[table] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+                context.log.warning(
+                    f"maintenance of `{table}` failed, left as it was: {failed[table]}"
+                )
+                continue
+            done[table] = result
+            context.log.info(
+                f"{table}: {result.files_before} → {result.files_after} files, "
+                f"{result.bytes_removed} bytes removed"
+            )
+            yield dg.AssetObservation(
+                asset_key=org.asset_key(table),
+                description="kustomer_lake_maintenance: compact + vacuum",
+                metadata={f"maintenance/{k}": v for k, v in asdict(result).items()},
+            )
+        if failed:
+            raise dg.Failure(
+                f"maintenance failed for {len(failed)} of {len(tables)} tables "
+                f"({', '.join(sorted(failed))}); the others were compacted and vacuumed.",
+                metadata={"failed": failed},
+            )
+        rows = "\n".join(
+            f"| {t} | {r.files_before} | {r.files_after} | {r.files_vacuumed} | {r.bytes_removed} |"
+            for t, r in done.items()
         )
-    if failed:
-        raise dg.Failure(
-            f"maintenance failed for {len(failed)} of {len(tables)} tables "
-            f"({', '.join(sorted(failed))}); the others were compacted and vacuumed.",
-            metadata={"failed": failed},
+        yield dg.Output(
+            None,
+            metadata={
+                "tables": len(done),
+                "retention_hours": retention,
+                "files_before": sum(r.files_before for r in done.values()),
+                "files_after": sum(r.files_after for r in done.values()),
+                "bytes_removed": sum(r.bytes_removed for r in done.values()),
+                "per_table": dg.MetadataValue.md(
+                    "| table | files before | files after | vacuumed | bytes removed |\n"
+                    f"|---|---|---|---|---|\n{rows}"
+                ),
+            },
         )
-    rows = "\n".join(
-        f"| {t} | {r.files_before} | {r.files_after} | {r.files_vacuumed} | {r.bytes_removed} |"
-        for t, r in done.items()
+
+    @dg.job(
+        name=org.name("kustomer_lake_maintenance"),
+        description=(
+            "Compacts and vacuums every Delta table under KUSTOMER_DELTA_ROOT "
+            f"(retention {RETENTION_VARIABLE}, default {DEFAULT_RETENTION_HOURS} h)."
+        ),
+        tags={"kustomer/maintenance": "true"},
     )
-    yield dg.Output(
-        None,
-        metadata={
-            "tables": len(done),
-            "retention_hours": retention,
-            "files_before": sum(r.files_before for r in done.values()),
-            "files_after": sum(r.files_after for r in done.values()),
-            "bytes_removed": sum(r.bytes_removed for r in done.values()),
-            "per_table": dg.MetadataValue.md(
-                "| table | files before | files after | vacuumed | bytes removed |\n"
-                f"|---|---|---|---|---|\n{rows}"
-            ),
-        },
+    def kustomer_lake_maintenance() -> None:
+        compact_and_vacuum()
+
+    weekly = dg.ScheduleDefinition(
+        name=org.name("kustomer_lake_maintenance_weekly"),
+        job=kustomer_lake_maintenance,
+        cron_schedule="0 4 * * 0",
+        execution_timezone="UTC",
+        # Deleting files is a decision an operator turns on, once the retention fits the readers.
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Sunday 04:00 UTC, after the nightly finalization (02:00).",
     )
 
-
-@dg.job(
-    name="kustomer_lake_maintenance",
-    description=(
-        "Compacts and vacuums every Delta table under KUSTOMER_DELTA_ROOT "
-        f"(retention {RETENTION_VARIABLE}, default {DEFAULT_RETENTION_HOURS} h)."
-    ),
-    tags={"kustomer/maintenance": "true"},
-)
-def kustomer_lake_maintenance() -> None:
-    compact_and_vacuum()
+    return kustomer_lake_maintenance, weekly
 
 
-kustomer_lake_maintenance_weekly = dg.ScheduleDefinition(
-    name="kustomer_lake_maintenance_weekly",
-    job=kustomer_lake_maintenance,
-    cron_schedule="0 4 * * 0",
-    execution_timezone="UTC",
-    # Deleting files is a decision an operator turns on, once the retention fits the readers.
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Sunday 04:00 UTC, after the nightly finalization (02:00).",
-)
+kustomer_lake_maintenance, kustomer_lake_maintenance_weekly = build_lake_maintenance()
+compact_and_vacuum = kustomer_lake_maintenance.graph.node_defs[0]
+
 
 __all__ = [
     "DEFAULT_RETENTION_HOURS",

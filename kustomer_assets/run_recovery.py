@@ -181,8 +181,10 @@ def fail_killed_runs(
     host: str | None = None,
     grace_seconds: float = GRACE_SECONDS,
     now: float | None = None,
+    assets: frozenset[dg.AssetKey] | None = None,
 ) -> list[DeadWorker]:
-    """Fail every STARTED run of this host whose worker is gone; returns those failed."""
+    """Fail every STARTED run of this host whose worker is gone; returns those failed.
+    With `assets`, only runs that selected one of them (one org's runs)."""
     host = host or socket.gethostname()
     now = time.time() if now is None else now
     records = instance.get_run_records(
@@ -190,6 +192,9 @@ def fail_killed_runs(
     )
     failed = []
     for record in records:
+        selected = record.dagster_run.asset_selection
+        if assets is not None and not (selected and selected & assets):
+            continue
         worker = dead_worker(instance, record, host, grace_seconds, now)
         if worker is not None and fail_killed_run(instance, worker):
             failed.append(worker)
@@ -199,16 +204,20 @@ def fail_killed_runs(
 def build_killed_run_sensor(
     grace_seconds: float = GRACE_SECONDS,
     minimum_interval_seconds: int = SENSOR_INTERVAL_SECONDS,
+    name: str = SENSOR_NAME,
+    assets: frozenset[dg.AssetKey] | None = None,
 ) -> dg.SensorDefinition:
     """The sensor that fails killed runs.
 
     It starts RUNNING: it reads only the instance's run storage and signals process ids on its
     own host, spending nothing of the Kustomer API budget, unlike the sensors that start
     stopped. It runs in the code server, so it judges the runs of the host the code location is
-    served from (`dagster dev`, or a code server next to the run workers)."""
+    served from (`dagster dev`, or a code server next to the run workers). Several orgs in
+    one code location each have one, named for the org and judging only runs of its
+    `assets`."""
 
     @dg.sensor(
-        name=SENSOR_NAME,
+        name=name,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
@@ -218,7 +227,7 @@ def build_killed_run_sensor(
         ),
     )
     def _killed_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        failed = fail_killed_runs(context.instance, grace_seconds=grace_seconds)
+        failed = fail_killed_runs(context.instance, grace_seconds=grace_seconds, assets=assets)
         for worker in failed:
             context.log.warning(
                 "Run %s failed: its worker (pid %d) is gone, silent for %.0f s",

@@ -20,10 +20,10 @@ import pytest
 from deltalake import DeltaTable
 
 from kustomer_assets.assets.load import NOTE_WINDOW
-from kustomer_assets.assets.raw import KUSTOMER_POOL
 from kustomer_assets.demo import INSTANCE_YAML
 from kustomer_assets.emulator import Emulator
 from kustomer_assets.entities import CONVERSATIONS
+from kustomer_assets.org import KUSTOMER_POOL
 from kustomer_assets.run_recovery import (
     HOST_TAG,
     PID_RUN_TAG,

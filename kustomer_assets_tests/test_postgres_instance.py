@@ -28,9 +28,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from kustomer_assets.assets.raw import KUSTOMER_POOL, build_entity_asset
+from kustomer_assets.assets.raw import build_entity_asset
 from kustomer_assets.emulator import Emulator
 from kustomer_assets.entities import CONVERSATIONS, CUSTOMERS
+from kustomer_assets.org import KUSTOMER_POOL
 from kustomer_assets_tests.conftest import (
     TEST_KEY,
     Lake,

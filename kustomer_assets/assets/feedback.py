@@ -13,17 +13,22 @@ from kustomer_assets.feedback.build import (
     written_schema,
 )
 from kustomer_assets.feedback.incremental import INPUTS, find_changes, merge_changes, write_full
-from kustomer_assets.lake.resource import DeltaLakeResource
+from kustomer_assets.org import DEFAULT_ORG, FEEDBACK_GROUP, Org
 
 _when = dg.AutomationCondition
-FEEDBACK_AUTOMATION = (
-    _when.eager().without(~_when.any_deps_missing())
-    & _when.any_deps_match(~_when.missing()).allow(dg.AssetSelection.assets(CONVERSATIONS.name))
-).with_label("eager (after any input changes, once conversations exist)")
-"""`eager()` without its `~any_deps_missing()`: for an unpartitioned asset over daily inputs
-that term means *every* day since the partitions' start date is loaded, which a connector that
-backfilled some months never satisfies, so plain `eager()` never fires. Feedback waits only for
-`conversations` to hold something; missing optional inputs give null columns."""
+
+
+def feedback_automation(org: Org = DEFAULT_ORG) -> dg.AutomationCondition:
+    """`eager()` without its `~any_deps_missing()`: for an unpartitioned asset over daily
+    inputs that term means *every* day since the partitions' start date is loaded, which a
+    connector that backfilled some months never satisfies, so plain `eager()` never fires.
+    Feedback waits only for `conversations` to hold something; missing optional inputs give
+    null columns."""
+    base = dg.AssetSelection.assets(org.asset_key(CONVERSATIONS.name))
+    return (
+        _when.eager().without(~_when.any_deps_missing())
+        & _when.any_deps_match(~_when.missing()).allow(base)
+    ).with_label("eager (after any input changes, once conversations exist)")
 
 
 class FeedbackConfig(dg.Config):
@@ -31,67 +36,80 @@ class FeedbackConfig(dg.Config):
     """Rebuild every conversation instead of only those whose inputs changed."""
 
 
-@dg.asset(
-    name=FEEDBACK,
-    group_name="kustomer_feedback",
-    kinds={"delta", "polars"},
-    owners=OWNERS,
-    deps=list(INPUTS),
-    automation_condition=FEEDBACK_AUTOMATION,
-    description=(
-        "One row per live Kustomer conversation, everything an analyst needs in one place: "
-        "status and timings, the customer (name, email, locale ...), the assigned agent and "
-        "teams, brand and tag names, the ordered transcript, internal notes, CSAT score, "
-        "rating and comment, and every conversation and customer custom attribute as a typed "
-        "column. Soft-deleted conversations, and those Kustomer no longer returns "
-        "(`removed_records`), are excluded; a merged customer's conversations show the "
-        "customer it was merged into. Refreshed after each sync by rebuilding only the "
-        "conversations whose inputs changed."
-    ),
-    metadata={"dagster/column_schema": column_descriptions()},
-)
-def feedback(context: dg.AssetExecutionContext, config: FeedbackConfig, lake: DeltaLakeResource):
-    started = time.monotonic()
-    store = lake.store()
-    absent = [t for t in INPUTS if t in ENTITIES_BY_NAME and not store.exists(t)]
-    if absent:
-        context.log.warning(
-            "feedback: %s not loaded yet; their columns stay empty until they are",
-            ", ".join(absent),
+def build_feedback_asset(org: Org = DEFAULT_ORG) -> dg.AssetsDefinition:
+    """`feedback` over the org's tables (its Delta root, its keys)."""
+
+    @dg.asset(
+        key=org.asset_key(FEEDBACK),
+        group_name=org.group_name(FEEDBACK_GROUP),
+        kinds={"delta", "polars"},
+        owners=OWNERS,
+        deps=org.asset_keys(INPUTS),
+        automation_condition=feedback_automation(org),
+        required_resource_keys={org.lake_key},
+        description=(
+            "One row per live Kustomer conversation, everything an analyst needs in one place: "
+            "status and timings, the customer (name, email, locale ...), the assigned agent and "
+            "teams, brand and tag names, the ordered transcript, internal notes, CSAT score, "
+            "rating and comment, and every conversation and customer custom attribute as a typed "
+            "column. Soft-deleted conversations, and those Kustomer no longer returns "
+            "(`removed_records`), are excluded; a merged customer's conversations show the "
+            "customer it was merged into. Refreshed after each sync by rebuilding only the "
+            "conversations whose inputs changed."
+        ),
+        metadata={"dagster/column_schema": column_descriptions()},
+    )
+    def feedback(context: dg.AssetExecutionContext, config: FeedbackConfig):
+        started = time.monotonic()
+        store = org.lake(context).store()
+        absent = [t for t in INPUTS if t in ENTITIES_BY_NAME and not store.exists(t)]
+        if absent:
+            context.log.warning(
+                "feedback: %s not loaded yet; their columns stay empty until they are",
+                ", ".join(absent),
+            )
+        changes = find_changes(store, FEEDBACK)
+        full = config.full_rebuild or changes.full
+        if full:
+            reason = "requested" if config.full_rebuild else changes.reason
+            context.log.info("feedback: full rebuild (%s)", reason)
+            rows = build_feedback(store, None)
+            if not rows.is_empty():
+                write_full(store, FEEDBACK, rows, changes.input_versions)
+            rebuilt, removed = rows.height, 0
+        else:
+            ids = changes.conversation_ids
+            context.log.info("feedback: %d conversations changed since the last build", len(ids))
+            rows = build_feedback(store, ids) if ids else None
+            removed = (
+                merge_changes(store, FEEDBACK, rows, ids, changes.input_versions) if ids else 0
+            )
+            rebuilt = len(ids)
+        total = (
+            store.scan(FEEDBACK).select("conversation_id").collect().height
+            if store.exists(FEEDBACK)
+            else 0
         )
-    changes = find_changes(store, FEEDBACK)
-    full = config.full_rebuild or changes.full
-    if full:
-        reason = "requested" if config.full_rebuild else changes.reason
-        context.log.info("feedback: full rebuild (%s)", reason)
-        rows = build_feedback(store, None)
-        if not rows.is_empty():
-            write_full(store, FEEDBACK, rows, changes.input_versions)
-        rebuilt, removed = rows.height, 0
-    else:
-        ids = changes.conversation_ids
-        context.log.info("feedback: %d conversations changed since the last build", len(ids))
-        rows = build_feedback(store, ids) if ids else None
-        removed = merge_changes(store, FEEDBACK, rows, ids, changes.input_versions) if ids else 0
-        rebuilt = len(ids)
-    total = (
-        store.scan(FEEDBACK).select("conversation_id").collect().height
-        if store.exists(FEEDBACK)
-        else 0
-    )
-    metadata: dict[str, object] = {}
-    if store.exists(FEEDBACK):
-        metadata["dagster/column_schema"] = written_schema(store.scan(FEEDBACK).collect_schema())
-    return dg.MaterializeResult(
-        metadata={
-            **metadata,
-            "inputs_absent": absent,
-            "dagster/row_count": total,
-            "mode": "full" if full else "incremental",
-            "conversations_rebuilt": rebuilt,
-            "rows_removed": removed,
-            "input_versions": dg.MetadataValue.json(changes.input_versions),
-            "seconds": round(time.monotonic() - started, 2),
-            "dagster/uri": store.uri(FEEDBACK),
-        }
-    )
+        metadata: dict[str, object] = {}
+        if store.exists(FEEDBACK):
+            metadata["dagster/column_schema"] = written_schema(
+                store.scan(FEEDBACK).collect_schema()
+            )
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "inputs_absent": absent,
+                "dagster/row_count": total,
+                "mode": "full" if full else "incremental",
+                "conversations_rebuilt": rebuilt,
+                "rows_removed": removed,
+                "input_versions": dg.MetadataValue.json(changes.input_versions),
+                "seconds": round(time.monotonic() - started, 2),
+                "dagster/uri": store.uri(FEEDBACK),
+            }
+        )
+
+    return feedback
+
+
+feedback = build_feedback_asset()

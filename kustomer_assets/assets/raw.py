@@ -24,7 +24,7 @@ from kustomer_assets.entities import ENTITIES, EntitySpec
 from kustomer_assets.kustomer import KustomerClient, KustomerError, KustomerPermissionError
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.lake import DeltaStore, StorageRootError
-from kustomer_assets.lake.resource import DeltaLakeResource
+from kustomer_assets.org import DEFAULT_ORG, RAW_GROUP, Org
 from kustomer_assets.partitions import daily_partitions
 from kustomer_assets.run_recovery import record_run_worker
 from kustomer_assets.run_report import RunReport, SkippedRun
@@ -33,10 +33,6 @@ from kustomer_assets.run_report import RunReport, SkippedRun
 # otherwise print once per asset on every code load.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 
-RAW_GROUP = "kustomer_raw"
-KUSTOMER_POOL = "kustomer_api"
-"""Dagster concurrency pool shared by every asset that calls Kustomer, so parallel runs stay
-inside the org's rate limit (set its limit in the instance: `dagster instance concurrency`)."""
 
 WINDOW_DAYS = 7
 """Days per window of a range run: the unit of commit, of retry and of progress reporting."""
@@ -67,34 +63,32 @@ def switched_off_reason(spec: EntitySpec, kustomer: KustomerResource) -> str | N
 
 
 def build_entity_asset(
-    spec: EntitySpec, entities: tuple[EntitySpec, ...] = ENTITIES
+    spec: EntitySpec, entities: tuple[EntitySpec, ...] = ENTITIES, org: Org = DEFAULT_ORG
 ) -> dg.AssetsDefinition:
     """The asset for one entity spec; `entities` is the table it belongs to (progress counts
-    the windows of every table of the run)."""
+    the windows of every table of the run), `org` names its key, resources and pool."""
 
-    upstream = list(spec.follows)
+    upstream = org.asset_keys(spec.follows)
 
     @dg.asset(
-        name=spec.name,
+        key=org.asset_key(spec.name),
         description=spec.description,
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name=RAW_GROUP,
+        group_name=org.group_name(RAW_GROUP),
         kinds={"kustomer", "delta", "polars"},
         owners=OWNERS,
-        pool=KUSTOMER_POOL,
+        pool=org.pool,
         deps=upstream or None,
+        required_resource_keys={org.kustomer_key, org.lake_key},
         metadata={
             "dagster/column_schema": table_schema(spec),
             "kustomer/role": spec.role,
             "kustomer/role_required": spec.required,
         },
     )
-    def _entity_asset(
-        context: dg.AssetExecutionContext,
-        kustomer: KustomerResource,
-        lake: DeltaLakeResource,
-    ) -> dg.MaterializeResult:
+    def _entity_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        kustomer, lake = org.kustomer(context), org.lake(context)
         record_run_worker(context)  # lets a killed run be told from a live one
         window = context.partition_time_window
         start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
@@ -104,11 +98,11 @@ def build_entity_asset(
             log.info("%s: %s; nothing fetched", spec.name, reason)
             return _per_partition(context, SkippedRun(reason).to_metadata())
         _check_search_horizon(spec, start)
-        with one_sentence_failures(spec.name):
+        with one_sentence_failures(spec.name, kustomer):
             store = lake.store()
             store.check()  # a bad KUSTOMER_DELTA_ROOT fails before any request is spent
             loads, stats, skipped = _load_windows(
-                spec, entities, context, kustomer, store, start, end
+                spec, entities, org, context, kustomer, store, start, end
             )
         if skipped is not None:
             return _per_partition(context, _skipped_metadata(spec, skipped, stats))
@@ -127,6 +121,7 @@ def build_entity_asset(
 def _load_windows(
     spec: EntitySpec,
     entities: tuple[EntitySpec, ...],
+    org: Org,
     context: dg.AssetExecutionContext,
     kustomer: KustomerResource,
     store: DeltaStore,
@@ -143,7 +138,7 @@ def _load_windows(
     finished = {note[NOTE_WINDOW]: note for note in store.commit_notes(spec.name, NOTE_RUN, run)}
     plan = plan_windows(spec, start, end)
     progress = run_progress(
-        context.run.run_id, lambda: _run_window_count(entities, context, kustomer, start, end)
+        context.run.run_id, lambda: _run_window_count(entities, org, context, kustomer, start, end)
     )
     loads: list[WindowLoad] = []
     with kustomer.client(logger=log) as client:
@@ -239,6 +234,7 @@ def window_line(
 
 def _run_window_count(
     entities: tuple[EntitySpec, ...],
+    org: Org,
     context: dg.AssetExecutionContext,
     kustomer: KustomerResource,
     start: datetime,
@@ -246,19 +242,19 @@ def _run_window_count(
 ) -> int:
     """Windows of every raw table this run will load: each shares the run's partition range."""
     # No selection: the whole asset job, i.e. every table.
-    selected = context.run.asset_selection or {dg.AssetKey(spec.name) for spec in entities}
+    selected = context.run.asset_selection or set(org.asset_keys(s.name for s in entities))
     steps = context.run.step_keys_to_execute  # a re-execution from failure runs only these
     return sum(
         len(plan_windows(spec, start, end))
         for spec in entities
-        if dg.AssetKey(spec.name) in selected
-        and (steps is None or spec.name in steps)
+        if org.asset_key(spec.name) in selected
+        and (steps is None or _step_name(org, spec) in steps)
         and switched_off_reason(spec, kustomer) is None
     )
 
 
 @contextmanager
-def one_sentence_failures(asset: str) -> Iterator[None]:
+def one_sentence_failures(asset: str, kustomer: KustomerResource | None = None) -> Iterator[None]:
     """Turn our errors into a `dg.Failure` whose description is the one sentence that says
     what to fix, so the UI and the CLI show it first, with the facts as metadata.
 
@@ -272,7 +268,8 @@ def one_sentence_failures(asset: str) -> Iterator[None]:
             value = getattr(error, name, None)
             if value is not None:
                 metadata[name] = value
-        raise dg.Failure(description=f"{asset}: {error}", metadata=metadata) from None
+        sentence = kustomer.explain(error) if kustomer is not None else str(error)
+        raise dg.Failure(description=f"{asset}: {sentence}", metadata=metadata) from None
 
 
 def plan_windows(
@@ -369,9 +366,16 @@ def _skipped_metadata(
     return skipped.to_metadata()
 
 
-def build_entity_assets(entities: tuple[EntitySpec, ...] = ENTITIES) -> list[dg.AssetsDefinition]:
+def _step_name(org: Org, spec: EntitySpec) -> str:
+    """The step key Dagster gives the asset (its key's path joined by `__`)."""
+    return "__".join(org.asset_key(spec.name).path)
+
+
+def build_entity_assets(
+    entities: tuple[EntitySpec, ...] = ENTITIES, org: Org = DEFAULT_ORG
+) -> list[dg.AssetsDefinition]:
     """One asset per entry of the spec table."""
-    return [build_entity_asset(spec, entities) for spec in entities]
+    return [build_entity_asset(spec, entities, org) for spec in entities]
 
 
 entity_assets = build_entity_assets()

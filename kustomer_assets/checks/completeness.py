@@ -27,22 +27,23 @@ from kustomer_assets.checks.events import (
 from kustomer_assets.checks.freshness import day_start, latest_materializations
 from kustomer_assets.entities import EntitySpec
 from kustomer_assets.lake import DeltaStore
-from kustomer_assets.lake.resource import DeltaLakeResource
+from kustomer_assets.org import DEFAULT_ORG, Org
 from kustomer_assets.run_report import RunReport, SkippedRun
 
 COMPLETE_VS_API = "complete_vs_api"
 
 
-def complete_vs_api_check(spec: EntitySpec) -> dg.AssetChecksDefinition:
+def complete_vs_api_check(spec: EntitySpec, org: Org = DEFAULT_ORG) -> dg.AssetChecksDefinition:
     """Every record Kustomer holds for a run's window was read (proven by ids, or by counts that
     did not move), and the table still holds what the run wrote for those days."""
-    asset_key = dg.AssetKey(spec.name)
+    asset_key = org.asset_key(spec.name)
     kind = kind_of(spec.kustomer_type)
 
     @partitioned_check(
         asset=asset_key,
         name=COMPLETE_VS_API,
         blocking=False,
+        required_resource_keys={org.lake_key},
         description=(
             f"Every {kind} Kustomer holds for the run's days was stored. Counts alone cannot "
             "tell a lost record from one that an agent changed while the run paged, so the run "
@@ -53,11 +54,11 @@ def complete_vs_api_check(spec: EntitySpec) -> dg.AssetChecksDefinition:
             "rows the run wrote. A failure means re-materialize the days."
         ),
     )
-    def _complete(context: dg.AssetCheckExecutionContext, lake: DeltaLakeResource):
+    def _complete(context: dg.AssetCheckExecutionContext):
         keys = partition_keys(context)
         instance = context.instance
         latest = latest_materializations(instance, asset_key, keys)
-        store = lake.store()
+        store = org.lake(context).store()
         now = datetime.now(UTC)
         verdicts: dict[str, Verdict] = {}
         by_run: dict[str, list[str]] = {}

@@ -43,8 +43,9 @@ class Verdict:
 def partitioned_check(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetChecksDefinition]:
     """`dg.asset_check` over the daily partitions.
 
-    Partitioned checks are a "preview" in 1.13; dagster is pinned to 1.13.27, so a patch
-    release cannot change them under us, and the warning would print once per check per load.
+    Partitioned checks are a "preview" in 1.13; pyproject keeps dagster below 1.14 and the lock
+    at 1.13.27, so a minor release cannot change them under us, and the warning would print
+    once per check per load.
     """
 
     def decorate(fn: Callable[..., Any]) -> dg.AssetChecksDefinition:

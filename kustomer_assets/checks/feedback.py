@@ -13,25 +13,27 @@ import polars as pl
 from kustomer_assets.checks.events import SAMPLE_SIZE
 from kustomer_assets.entities import CONVERSATIONS, ENTITIES, EntitySpec
 from kustomer_assets.feedback.build import FEEDBACK
-from kustomer_assets.lake.resource import DeltaLakeResource
+from kustomer_assets.org import DEFAULT_ORG, Org
 from kustomer_assets.removals import REMOVED_RECORDS
 from kustomer_assets.run_report import SkippedRun
 
-FEEDBACK_KEY = dg.AssetKey(FEEDBACK)
 ONE_ROW_PER_LIVE_CONVERSATION = "one_row_per_live_conversation"
 FEEDBACK_INPUTS_LOADED = "inputs_loaded"
 KEY_COLUMN = "conversation_id"
 """Feedback's row key: the id of the record it describes."""
 
 
-def feedback_check(base: EntitySpec = CONVERSATIONS) -> dg.AssetChecksDefinition:
+def feedback_check(
+    base: EntitySpec = CONVERSATIONS, org: Org = DEFAULT_ORG
+) -> dg.AssetChecksDefinition:
     """`feedback` holds exactly one row per live record of `base` (its conversations)."""
 
     @dg.asset_check(
-        asset=FEEDBACK_KEY,
+        asset=org.asset_key(FEEDBACK),
         name=ONE_ROW_PER_LIVE_CONVERSATION,
-        additional_deps=[dg.AssetKey(base.name)],
+        additional_deps=[org.asset_key(base.name)],
         blocking=False,
+        required_resource_keys={org.lake_key},
         description=(
             f"Exactly one feedback row per live {base.kustomer_type}: every {base.kustomer_type} "
             "whose latest version is not deleted, and that Kustomer still returns, appears "
@@ -40,8 +42,8 @@ def feedback_check(base: EntitySpec = CONVERSATIONS) -> dg.AssetChecksDefinition
             "analysis."
         ),
     )
-    def _one_row(context: dg.AssetCheckExecutionContext, lake: DeltaLakeResource):
-        store = lake.store()
+    def _one_row(context: dg.AssetCheckExecutionContext):
+        store = org.lake(context).store()
         if not store.exists(FEEDBACK):
             return dg.AssetCheckResult(
                 passed=False, description=f"No feedback table at {store.uri(FEEDBACK)}."
@@ -99,6 +101,7 @@ def feedback_inputs_check(
     inputs: Iterable[str],
     entities: Iterable[EntitySpec] = ENTITIES,
     base: EntitySpec = CONVERSATIONS,
+    org: Org = DEFAULT_ORG,
 ) -> dg.AssetChecksDefinition:
     """Every raw table `feedback` joins has been loaded (or was skipped on purpose); `inputs`
     may name other tables too (`removed_records`): only those of `entities` are judged."""
@@ -106,7 +109,7 @@ def feedback_inputs_check(
     names = [name for name in inputs if name in known]
 
     @dg.asset_check(
-        asset=FEEDBACK_KEY,
+        asset=org.asset_key(FEEDBACK),
         name=FEEDBACK_INPUTS_LOADED,
         blocking=False,
         description=(
@@ -120,7 +123,7 @@ def feedback_inputs_check(
         never: list[str] = []
         skipped: dict[str, str] = {}
         for name in names:
-            event = context.instance.get_latest_materialization_event(dg.AssetKey(name))
+            event = context.instance.get_latest_materialization_event(org.asset_key(name))
             materialization = event.asset_materialization if event else None
             if materialization is None:
                 never.append(name)

@@ -17,7 +17,6 @@ import dagster as dg
 from kustomer_assets.checks.completeness import COMPLETE_VS_API, complete_vs_api_check
 from kustomer_assets.checks.feedback import (
     FEEDBACK_INPUTS_LOADED,
-    FEEDBACK_KEY,
     ONE_ROW_PER_LIVE_CONVERSATION,
     feedback_check,
     feedback_inputs_check,
@@ -26,7 +25,9 @@ from kustomer_assets.checks.freshness import FreshnessWindows, partition_fresh_c
 from kustomer_assets.checks.references import ReferenceRule, reference_check, reference_rules
 from kustomer_assets.checks.uniqueness import UNIQUE_VERSIONS, unique_versions_check
 from kustomer_assets.entities import CONVERSATIONS, ENTITIES, EntitySpec
+from kustomer_assets.feedback.build import FEEDBACK
 from kustomer_assets.feedback.incremental import INPUTS as FEEDBACK_INPUT_TABLES
+from kustomer_assets.org import DEFAULT_ORG, Org
 
 
 def _asset_keys(assets: Iterable[dg.AssetsDefinition | dg.AssetSpec]) -> set[dg.AssetKey]:
@@ -41,6 +42,7 @@ def quality_checks(
     freshness: FreshnessWindows | None = None,
     entities: Iterable[EntitySpec] = ENTITIES,
     feedback_base: EntitySpec = CONVERSATIONS,
+    org: Org = DEFAULT_ORG,
 ) -> list[dg.AssetChecksDefinition]:
     """Every check for the entities of `entities` whose asset is in `assets`, `partition_fresh`
     included, plus feedback's when `feedback` and `feedback_base` (the entity it is built on)
@@ -51,17 +53,17 @@ def quality_checks(
     """
     keys = _asset_keys(assets)
     entities = tuple(entities)
-    present = [spec for spec in entities if dg.AssetKey(spec.name) in keys]
+    present = [spec for spec in entities if org.asset_key(spec.name) in keys]
     checks: list[dg.AssetChecksDefinition] = []
     for spec in present:
-        checks.append(unique_versions_check(spec))
+        checks.append(unique_versions_check(spec, org))
         if spec.is_searched:
-            checks.append(complete_vs_api_check(spec))
-    checks += [reference_check(rule) for rule in reference_rules(present)]
-    if FEEDBACK_KEY in keys and dg.AssetKey(feedback_base.name) in keys:
-        checks.append(feedback_check(feedback_base))
-        checks.append(feedback_inputs_check(FEEDBACK_INPUT_TABLES, entities, feedback_base))
-    checks += [partition_fresh_check(dg.AssetKey(spec.name), freshness) for spec in present]
+            checks.append(complete_vs_api_check(spec, org))
+    checks += [reference_check(rule, org) for rule in reference_rules(present)]
+    if org.asset_key(FEEDBACK) in keys and org.asset_key(feedback_base.name) in keys:
+        checks.append(feedback_check(feedback_base, org))
+        checks.append(feedback_inputs_check(FEEDBACK_INPUT_TABLES, entities, feedback_base, org))
+    checks += [partition_fresh_check(org.asset_key(spec.name), freshness) for spec in present]
     return checks
 
 

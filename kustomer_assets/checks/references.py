@@ -17,7 +17,7 @@ import polars as pl
 from kustomer_assets.checks.events import SAMPLE_SIZE, WARN, kind_of
 from kustomer_assets.checks.freshness import day_start
 from kustomer_assets.entities import ENTITIES, EntitySpec
-from kustomer_assets.lake.resource import DeltaLakeResource
+from kustomer_assets.org import DEFAULT_ORG, Org
 from kustomer_assets.records import PARTITION_COLUMN
 
 
@@ -76,9 +76,9 @@ def reference_rules(entities: Iterable[EntitySpec] = ENTITIES) -> list[Reference
     return unique
 
 
-def reference_check(rule: ReferenceRule) -> dg.AssetChecksDefinition:
+def reference_check(rule: ReferenceRule, org: Org = DEFAULT_ORG) -> dg.AssetChecksDefinition:
     """Rows of `rule.table` whose `rule.column` names no row of `rule.target` (orphans)."""
-    asset_key = dg.AssetKey(rule.table)
+    asset_key = org.asset_key(rule.table)
     target_kind = kind_of(rule.target_type)
     kind = kind_of(rule.table_type)
 
@@ -86,8 +86,9 @@ def reference_check(rule: ReferenceRule) -> dg.AssetChecksDefinition:
         asset=asset_key,
         name=rule.check_name,
         # After the target in a run that loads both, so a fresh target is not read half-written.
-        additional_deps=[dg.AssetKey(rule.target)],
+        additional_deps=[org.asset_key(rule.target)],
         blocking=False,
+        required_resource_keys={org.lake_key},
         description=(
             f"Every {kind} points at a {target_kind} present in `{rule.target}` "
             f"(`{rule.column}`). Only {kind}s created within the days `{rule.target}` has "
@@ -96,8 +97,8 @@ def reference_check(rule: ReferenceRule) -> dg.AssetChecksDefinition:
             "their count and sample ids."
         ),
     )
-    def _known(context: dg.AssetCheckExecutionContext, lake: DeltaLakeResource):
-        store = lake.store()
+    def _known(context: dg.AssetCheckExecutionContext):
+        store = org.lake(context).store()
         if not store.exists(rule.table) or not store.exists(rule.target):
             missing = rule.table if not store.exists(rule.table) else rule.target
             return dg.AssetCheckResult(

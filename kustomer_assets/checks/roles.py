@@ -25,7 +25,7 @@ from kustomer_assets.checks.key_check import (
 )
 from kustomer_assets.entities import ENTITIES, EntitySpec
 from kustomer_assets.kustomer.errors import KustomerError
-from kustomer_assets.kustomer.resource import KustomerResource
+from kustomer_assets.org import DEFAULT_ORG, Org
 from kustomer_assets.run_report import RunReport, SkippedRun
 
 ROLE_GRANTED = "role_granted"
@@ -68,12 +68,15 @@ def _result(
 
 
 def proven_by_this_run(
-    context: dg.AssetCheckExecutionContext, spec: EntitySpec, entities: Sequence[EntitySpec]
+    context: dg.AssetCheckExecutionContext,
+    spec: EntitySpec,
+    entities: Sequence[EntitySpec],
+    org: Org = DEFAULT_ORG,
 ) -> RoleRow | None:
     """The role as this run's own materialization of the asset proves it, or None when that
     proves nothing: no materialization in this run (the asset failed or was not selected), a
     skip (a missing optional role, a switched-off table) or no request sent (nothing to load)."""
-    event = context.instance.get_latest_materialization_event(dg.AssetKey(spec.name))
+    event = context.instance.get_latest_materialization_event(org.asset_key(spec.name))
     materialization = None if event is None else event.asset_materialization
     if event is None or materialization is None or event.run_id != context.run.run_id:
         return None
@@ -91,22 +94,22 @@ def proven_by_this_run(
 
 
 def role_check(
-    spec: EntitySpec, entities: Sequence[EntitySpec] = ENTITIES
+    spec: EntitySpec, entities: Sequence[EntitySpec] = ENTITIES, org: Org = DEFAULT_ORG
 ) -> dg.AssetChecksDefinition:
     """`role_granted` on the spec's asset: passes without a request when this run loaded the
     asset, else probes only `spec.role` (with the probe `entities` give that role); never
     blocks the asset."""
 
     @dg.asset_check(
-        asset=dg.AssetKey(spec.name),
+        asset=org.asset_key(spec.name),
         name=ROLE_GRANTED,
         description=_description(spec),
         blocking=False,
+        required_resource_keys={org.kustomer_key},
     )
-    def _role_granted(
-        context: dg.AssetCheckExecutionContext, kustomer: KustomerResource
-    ) -> dg.AssetCheckResult:
-        proven = proven_by_this_run(context, spec, entities)
+    def _role_granted(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        kustomer = org.kustomer(context)
+        proven = proven_by_this_run(context, spec, entities, org)
         if proven is not None:
             return _result(spec, proven, probed=False)
         try:
@@ -114,7 +117,7 @@ def role_check(
                 row = check_role(client, spec.role, entities)
         except KustomerError as exc:  # bad settings or key (messages are redacted)
             opens = unlocks(spec.role, entities)
-            row = RoleRow(spec.role, spec.required, ERROR, opens, str(exc))
+            row = RoleRow(spec.role, spec.required, ERROR, opens, kustomer.explain(exc))
             return _result(spec, row, unusable=True)
         return _result(spec, row)
 
@@ -122,10 +125,10 @@ def role_check(
 
 
 def build_role_checks(
-    entities: Sequence[EntitySpec] = ENTITIES,
+    entities: Sequence[EntitySpec] = ENTITIES, org: Org = DEFAULT_ORG
 ) -> list[dg.AssetChecksDefinition]:
     """One `role_granted` check per entity."""
-    return [role_check(spec, entities) for spec in entities]
+    return [role_check(spec, entities, org) for spec in entities]
 
 
 role_checks: list[dg.AssetChecksDefinition] = build_role_checks()
@@ -149,21 +152,25 @@ def report_metadata(report: KeyReport) -> dict[str, object]:
     }
 
 
-def build_key_check_job(entities: Sequence[EntitySpec] = ENTITIES) -> dg.JobDefinition:
+def build_key_check_job(
+    entities: Sequence[EntitySpec] = ENTITIES, org: Org = DEFAULT_ORG
+) -> dg.JobDefinition:
     """The `kustomer_key_check` job: probes every role `entities` need."""
 
     @dg.op(
-        name="check_kustomer_key",
+        name=org.name("check_kustomer_key"),
         description="Probe every role the connector uses with the configured Kustomer API key.",
         out=dg.Out(dg.Nothing),
+        required_resource_keys={org.kustomer_key},
     )
-    def check_kustomer_key(context: dg.OpExecutionContext, kustomer: KustomerResource):
+    def check_kustomer_key(context: dg.OpExecutionContext):
         """Fails (naming what to fix) when a required role is missing or the key is unusable."""
+        kustomer = org.kustomer(context)
         try:
             with kustomer.client(logger=context.log) as client:
                 report = check_key(client, entities)
         except KustomerError as exc:
-            raise dg.Failure(description=str(exc)) from None
+            raise dg.Failure(description=kustomer.explain(exc)) from None
         context.log.info("Kustomer API key check:\n%s", report.format_table())
         metadata = report_metadata(report)
         if not report.ok:
@@ -171,7 +178,7 @@ def build_key_check_job(entities: Sequence[EntitySpec] = ENTITIES) -> dg.JobDefi
         yield dg.Output(None, metadata=metadata)
 
     @dg.job(
-        name=KEY_CHECK_JOB,
+        name=org.name(KEY_CHECK_JOB),
         description=(
             "Check which Kustomer roles the API key carries (about a dozen one-record "
             "requests); fails when a required role is missing. Run it after creating or "

@@ -20,7 +20,7 @@ from kustomer_assets.checks.events import (
 )
 from kustomer_assets.checks.freshness import latest_materializations
 from kustomer_assets.entities import EntitySpec
-from kustomer_assets.lake.resource import DeltaLakeResource
+from kustomer_assets.org import DEFAULT_ORG, Org
 from kustomer_assets.records import PARTITION_COLUMN
 
 UNIQUE_VERSIONS = "unique_id_updated_at"
@@ -28,24 +28,25 @@ UNIQUE_VERSIONS = "unique_id_updated_at"
 _NO_ROWS = {"rows": 0, "extra_rows": 0, "duplicated_versions": 0, "sample": []}
 
 
-def unique_versions_check(spec: EntitySpec) -> dg.AssetChecksDefinition:
+def unique_versions_check(spec: EntitySpec, org: Org = DEFAULT_ORG) -> dg.AssetChecksDefinition:
     """No two rows of one partition share `id` and `updated_at` (one row per record version)."""
-    asset_key = dg.AssetKey(spec.name)
+    asset_key = org.asset_key(spec.name)
     kind = kind_of(spec.kustomer_type)
 
     @partitioned_check(
         asset=asset_key,
         name=UNIQUE_VERSIONS,
         blocking=False,
+        required_resource_keys={org.lake_key},
         description=(
             f"Each version of a {kind} appears once per day: no two rows share `id` and "
             f"`updated_at`. A duplicate would count the same {kind} twice in every total and "
             "average; re-materialize the day to rewrite it."
         ),
     )
-    def _unique(context: dg.AssetCheckExecutionContext, lake: DeltaLakeResource):
+    def _unique(context: dg.AssetCheckExecutionContext):
         keys = partition_keys(context)
-        store = lake.store()
+        store = org.lake(context).store()
         if not store.exists(spec.name):
             note = f"No {spec.name} table yet (entity switched off, not permitted, or not loaded)."
             verdicts = {key: Verdict(True, note, {"rows_checked": 0}) for key in keys}

@@ -33,6 +33,10 @@ class KustomerResource(dg.ConfigurableResource):
         description="API key of a Kustomer machine user; set it through KUSTOMER_API_KEY, "
         "never inline.",
     )
+    api_key_variable: str = Field(
+        default="KUSTOMER_API_KEY",
+        description="Name of the variable `api_key` is read from, so messages name it.",
+    )
     base_url: str | None = Field(
         default=KustomerSettings.base_url,
         description=(
@@ -84,6 +88,11 @@ class KustomerResource(dg.ConfigurableResource):
         "table's toggle variable set to false (KUSTOMER_INGEST_MESSAGES=false switches "
         "messages off, KUSTOMER_FETCH_CSAT_RESPONSES=false the CSAT responses).",
     )
+
+    def explain(self, error: Exception) -> str:
+        """The error's sentence naming this resource's key variable (messages say
+        KUSTOMER_API_KEY, the single-org default; an org of several has its own)."""
+        return str(error).replace("KUSTOMER_API_KEY", self.api_key_variable)
 
     def settings(self) -> KustomerSettings:
         return KustomerSettings(

@@ -39,7 +39,7 @@ from kustomer_assets.automation import (
 )
 from kustomer_assets.entities import ENTITIES, EntitySpec
 from kustomer_assets.environment import bool_env, positive_int_env
-from kustomer_assets.kustomer.resource import KustomerResource
+from kustomer_assets.org import DEFAULT_ORG, Org
 from kustomer_assets.timestamps import iso_ms
 from kustomer_assets.webhooks.backoff import READER, recent_webhook_event
 from kustomer_assets.webhooks.store import StoredEvent, WebhookStore, webhook_store_folder
@@ -128,6 +128,7 @@ def build_kustomer_webhook_events_sensor(
     default_status: dg.DefaultSensorStatus | None = None,
     clock: Callable[[], datetime] = _utc_now,
     entities: tuple[EntitySpec, ...] = ENTITIES,
+    org: Org = DEFAULT_ORG,
 ) -> dg.SensorDefinition:
     """The sensor; arguments default to the environment (see the module doc).
 
@@ -143,10 +144,11 @@ def build_kustomer_webhook_events_sensor(
     )
 
     @dg.sensor(
-        name=SENSOR_NAME,
-        target=dg.AssetSelection.assets(*raw_keys(entities)),
+        name=org.name(SENSOR_NAME),
+        target=dg.AssetSelection.assets(*raw_keys(entities, org)),
         minimum_interval_seconds=interval,
         default_status=status,
+        required_resource_keys={org.kustomer_key},
         description=(
             "Reloads the UTC days that Kustomer webhook events (stored by `kustomer-assets "
             "webhooks`) say changed, for the tables the events belong to. No API call of its "
@@ -154,8 +156,10 @@ def build_kustomer_webhook_events_sensor(
         ),
     )
     def kustomer_webhook_events(
-        context: dg.SensorEvaluationContext, kustomer: KustomerResource
+        context: dg.SensorEvaluationContext, **_resources: object
     ) -> dg.SensorResult | dg.SkipReason:
+        # `**_resources`: a sensor called directly (tests) gets its resources as arguments.
+        kustomer = org.kustomer(context)
         folder = store_folder or webhook_store_folder()
         if folder is None:
             return dg.SkipReason(
@@ -194,7 +198,7 @@ def build_kustomer_webhook_events_sensor(
         changes, skipped = changes_from_events(events, lambda table: table not in off, entities)
         # The tick time in the run key lets a cursor set back (a replay) request runs again.
         cursor = f"webhook#{last}@{iso_ms(now)}"
-        planned = plan_runs(changes, now.date(), cursor, day_runs, entities)
+        planned = plan_runs(changes, now.date(), cursor, day_runs, entities, org)
         requests = [r for r in planned if not _already_queued(context.instance, r)]
         unread = sum(1 for e in events if e.problems)
         context.log.info(
