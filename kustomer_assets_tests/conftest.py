@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 
 from kustomer_assets.emulator import Emulator, EmulatorConfig
-from kustomer_assets.entities import ENTITIES_BY_NAME, EntitySpec
+from kustomer_assets.entities import ENTITIES_BY_NAME, EntitySpec, SearchSource
+from kustomer_assets.extract import custom_attribute_records
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.records import parse_timestamp
@@ -112,6 +113,32 @@ def truth_in_window(emulator: Emulator, spec: EntitySpec, first: str, last: str)
             if in_window(record) and column.extract(record):
                 wanted.add(column.extract(record))
     return [r for r in records if r["id"] in wanted]
+
+
+def expected_records(server: Emulator, spec: EntitySpec, first: str, last: str) -> list[dict]:
+    """What a correct extraction holds: windowed for searched entities, whole for snapshots."""
+    if spec.name == "custom_attributes":
+        return [
+            record
+            for resource in server.truth("metadata")
+            for record in custom_attribute_records(resource["id"], resource)
+        ]
+    if spec.name == "satisfaction":
+        # Answered in the window, or answered earlier on a conversation loaded in the window.
+        conversations = truth_in_window(server, ENTITIES_BY_NAME["conversations"], first, last)
+        referenced = {
+            (c["attributes"].get("satisfactionLevel") or {}).get("formResponse")
+            for c in conversations
+        }
+        answered = {r["id"] for r in truth_in_window(server, spec, first, last)}
+        return [
+            r
+            for r in server.truth(spec.kustomer_type)
+            if r["id"] in answered or r["id"] in referenced
+        ]
+    if isinstance(spec.source, SearchSource):
+        return truth_in_window(server, spec, first, last)
+    return server.truth(spec.kustomer_type)
 
 
 def latest_per_id(table: pl.DataFrame) -> pl.DataFrame:

@@ -12,8 +12,7 @@ import pytest
 from kustomer_assets.assets.raw import entity_assets
 from kustomer_assets.emulator import Emulator
 from kustomer_assets.emulator.dataset import LATE_CUSTOM_ATTRIBUTE
-from kustomer_assets.entities import ENTITIES, ENTITIES_BY_NAME, EntitySpec, SearchSource
-from kustomer_assets.extract import custom_attribute_records
+from kustomer_assets.entities import ENTITIES, ENTITIES_BY_NAME
 from kustomer_assets.kustomer import roles
 from kustomer_assets.records import custom_column_name, parse_timestamp
 from kustomer_assets_tests.conftest import (
@@ -22,10 +21,10 @@ from kustomer_assets_tests.conftest import (
     assert_matches_truth,
     day_range,
     emulator_config,
+    expected_records,
     materialize_range,
     resources,
     run_metadata,
-    truth_in_window,
 )
 
 REQUIRED_ONLY = frozenset(
@@ -37,32 +36,6 @@ REQUIRED_ONLY = frozenset(
         roles.SEARCH_CREATE,
     }
 )
-
-
-def expected_records(server: Emulator, spec: EntitySpec, first: str, last: str) -> list[dict]:
-    """What a correct extraction holds: windowed for searched entities, whole for snapshots."""
-    if spec.name == "custom_attributes":
-        return [
-            record
-            for resource in server.truth("metadata")
-            for record in custom_attribute_records(resource["id"], resource)
-        ]
-    if spec.name == "satisfaction":
-        # Answered in the window, or answered earlier on a conversation loaded in the window.
-        conversations = truth_in_window(server, ENTITIES_BY_NAME["conversations"], first, last)
-        referenced = {
-            (c["attributes"].get("satisfactionLevel") or {}).get("formResponse")
-            for c in conversations
-        }
-        answered = {r["id"] for r in truth_in_window(server, spec, first, last)}
-        return [
-            r
-            for r in server.truth(spec.kustomer_type)
-            if r["id"] in answered or r["id"] in referenced
-        ]
-    if isinstance(spec.source, SearchSource):
-        return truth_in_window(server, spec, first, last)
-    return server.truth(spec.kustomer_type)
 
 
 def metadata_of(result: dg.ExecuteInProcessResult, name: str) -> dict:
