@@ -63,3 +63,12 @@ def date_env(name: str, default: str) -> str:
         return date.fromisoformat(raw).isoformat()
     except ValueError:
         raise ValueError(f"{name} must be a day as YYYY-MM-DD, got {raw!r}.") from None
+
+
+def as_given(error: Exception | str, names: dict[str, str]) -> str:
+    """An error's sentence with each environment variable it names replaced by the name the
+    user gave that setting (a component's `delta_root`, an org's own key variable)."""
+    sentence = str(error)
+    for variable, name in names.items():
+        sentence = sentence.replace(variable, name)
+    return sentence

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from kustomer_assets.checks import (
 )
 from kustomer_assets.checks.freshness import FreshnessWindows, freshness_windows
 from kustomer_assets.entities import CONVERSATIONS, ENTITIES, ENTITIES_BY_NAME, EntitySpec
+from kustomer_assets.kustomer import KustomerConfigError
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.maintenance import build_lake_maintenance
@@ -231,6 +232,15 @@ def kustomer_definitions(
     specs = select_entities(entities)
     key_env = _env_name(api_key_env, "api_key_env")
     single = not prefix
+    explicit = bool(subdomain or base_url)
+    root_given = delta_root is not None
+    where = f" of Kustomer org {prefix}" if prefix else ""
+    names = {"KUSTOMER_API_KEY": key_env}
+    if explicit:
+        names |= {
+            "KUSTOMER_SUBDOMAIN": f"subdomain{where}",
+            "KUSTOMER_BASE_URL": f"base_url{where}",
+        }
     env_kustomer = kustomer_from_env() if single else None
     if not (subdomain or base_url) and env_kustomer is not None:
         subdomain, base_url = env_kustomer.subdomain, env_kustomer.base_url
@@ -269,14 +279,20 @@ def kustomer_definitions(
         subdomain=subdomain or "",
         base_url=base_url or None,
         api_key=dg.EnvVar(key_env),
-        api_key_variable=key_env,
+        setting_names=names,
         org_requests_per_minute=org_requests_per_minute or defaults.org_requests_per_minute,
         search_requests_per_minute=search_requests_per_minute
         or defaults.search_requests_per_minute,
         switched_off=off if off is not None else defaults.switched_off,
     )
     kustomer = KustomerResource(**values)
-    lake = DeltaLakeResource(root=delta_root, storage_options=options)
+    if explicit:
+        _check_settings(kustomer, org)
+    lake = DeltaLakeResource(
+        root=delta_root,
+        storage_options=options,
+        setting_names={"KUSTOMER_DELTA_ROOT": f"delta_root{where}"} if root_given else {},
+    )
     windows = _windows(freshness_warn_hours, freshness_fail_hours)
     store, webhooks = _webhook_store(webhook_store, delta_root, single, base_dir)
     return build_definitions(
@@ -291,6 +307,15 @@ def kustomer_definitions(
             freshness=windows,
         ),
     )
+
+
+def _check_settings(kustomer: KustomerResource, org: Org) -> None:
+    """The subdomain, URL and budgets checked now, when the code location loads, with a
+    stand-in key (the real one is read only when a run starts)."""
+    try:
+        replace(kustomer.settings(), api_key="stand-in").validate()
+    except KustomerConfigError as error:
+        raise KustomerSetupError(kustomer.explain(error)) from None
 
 
 def _from_base(path: str, base_dir: Path | None) -> str:

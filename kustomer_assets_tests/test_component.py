@@ -242,6 +242,12 @@ def test_two_orgs_share_no_key_cursor_or_pool(
         ({"prefix": "acme-eu"}, "is not usable as a Dagster name"),
         ({"delta_root": None}, "set delta_root"),
         ({"freshness_warn_hours": 60, "freshness_fail_hours": 50}, "at most freshness_fail"),
+        (
+            {"base_url": None, "subdomain": "acme.kustomerapp.com"},
+            "subdomain of Kustomer org acme must be a single DNS label",
+        ),
+        ({"base_url": "http://kustomer.example.com"}, "base_url of Kustomer org acme"),
+        ({"search_requests_per_minute": -5}, "search_requests_per_minute must be a positive"),
     ],
 )
 def test_bad_settings_get_one_sentence_before_anything_runs(
@@ -258,3 +264,27 @@ def test_bad_settings_get_one_sentence_before_anything_runs(
     message = str(raised.value)
     assert says in message
     assert "sk-live" not in message  # a pasted key is never echoed
+
+
+def test_a_run_names_the_orgs_own_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Errors that say KUSTOMER_DELTA_ROOT or KUSTOMER_API_KEY for the single-org location
+    name the org's own settings instead, and cost no request."""
+    monkeypatch.setenv("ACME_KEY", TEST_KEY)
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    with Emulator(emulator_config()) as server:
+        defs = _org("acme", server, a_file)
+        job = defs.resolve_implicit_global_asset_job_def()
+        with dg.instance_for_test() as instance:
+            result = job.execute_in_process(
+                asset_selection=[dg.AssetKey(["acme", "brands"])],
+                instance=instance,
+                partition_key=day_range(1)[0],
+                raise_on_error=False,
+            )
+        assert not result.success
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        message = failure.step_failure_data.error.message
+        assert "delta_root of Kustomer org acme" in message
+        assert "KUSTOMER_DELTA_ROOT" not in message
+        assert not any(server.stats.values()), "no request before the root is usable"

@@ -24,6 +24,7 @@ from kustomer_assets.entities import ENTITIES, EntitySpec
 from kustomer_assets.kustomer import KustomerClient, KustomerError, KustomerPermissionError
 from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.lake import DeltaStore, StorageRootError
+from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.org import DEFAULT_ORG, RAW_GROUP, Org
 from kustomer_assets.partitions import daily_partitions
 from kustomer_assets.run_recovery import record_run_worker
@@ -98,7 +99,7 @@ def build_entity_asset(
             log.info("%s: %s; nothing fetched", spec.name, reason)
             return _per_partition(context, SkippedRun(reason).to_metadata())
         _check_search_horizon(spec, start)
-        with one_sentence_failures(spec.name, kustomer):
+        with one_sentence_failures(spec.name, kustomer, lake):
             store = lake.store()
             store.check()  # a bad KUSTOMER_DELTA_ROOT fails before any request is spent
             loads, stats, skipped = _load_windows(
@@ -254,7 +255,9 @@ def _run_window_count(
 
 
 @contextmanager
-def one_sentence_failures(asset: str, kustomer: KustomerResource | None = None) -> Iterator[None]:
+def one_sentence_failures(
+    asset: str, kustomer: KustomerResource | None = None, lake: DeltaLakeResource | None = None
+) -> Iterator[None]:
     """Turn our errors into a `dg.Failure` whose description is the one sentence that says
     what to fix, so the UI and the CLI show it first, with the facts as metadata.
 
@@ -268,7 +271,9 @@ def one_sentence_failures(asset: str, kustomer: KustomerResource | None = None) 
             value = getattr(error, name, None)
             if value is not None:
                 metadata[name] = value
-        sentence = kustomer.explain(error) if kustomer is not None else str(error)
+        sentence = str(error)
+        for resource in (kustomer, lake):
+            sentence = resource.explain(sentence) if resource is not None else sentence
         raise dg.Failure(description=f"{asset}: {sentence}", metadata=metadata) from None
 
 

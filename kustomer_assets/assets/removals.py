@@ -97,7 +97,7 @@ def build_removed_records(
         store = lake.store()
         reconciled: list[EntityReconciliation] = []
         skipped: dict[str, str] = {}
-        with one_sentence_failures(REMOVED_RECORDS, kustomer):
+        with one_sentence_failures(REMOVED_RECORDS, kustomer, lake):
             store.check()
             exists = store.exists(REMOVED_RECORDS)
             earlier = store.scan(REMOVED_RECORDS).collect() if exists else empty_rows()

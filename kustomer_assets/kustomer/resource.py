@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import dagster as dg
 from pydantic import Field
 
+from kustomer_assets.environment import as_given
 from kustomer_assets.kustomer.client import KustomerClient
 from kustomer_assets.kustomer.settings import KustomerSettings
 
@@ -33,9 +34,10 @@ class KustomerResource(dg.ConfigurableResource):
         description="API key of a Kustomer machine user; set it through KUSTOMER_API_KEY, "
         "never inline.",
     )
-    api_key_variable: str = Field(
-        default="KUSTOMER_API_KEY",
-        description="Name of the variable `api_key` is read from, so messages name it.",
+    setting_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="How each setting was given, by the variable messages name otherwise "
+        "(KUSTOMER_API_KEY: ACME_KEY), so an error names what the user set.",
     )
     base_url: str | None = Field(
         default=KustomerSettings.base_url,
@@ -89,10 +91,10 @@ class KustomerResource(dg.ConfigurableResource):
         "messages off, KUSTOMER_FETCH_CSAT_RESPONSES=false the CSAT responses).",
     )
 
-    def explain(self, error: Exception) -> str:
-        """The error's sentence naming this resource's key variable (messages say
-        KUSTOMER_API_KEY, the single-org default; an org of several has its own)."""
-        return str(error).replace("KUSTOMER_API_KEY", self.api_key_variable)
+    def explain(self, error: Exception | str) -> str:
+        """The error's sentence naming the settings as the user gave them: messages name the
+        single-org environment variables, a component's org has its own names."""
+        return as_given(error, self.setting_names)
 
     def settings(self) -> KustomerSettings:
         return KustomerSettings(

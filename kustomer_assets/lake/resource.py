@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
+from kustomer_assets.environment import as_given
 from kustomer_assets.lake.store import DeltaStore
 
 
@@ -24,6 +25,15 @@ class DeltaLakeResource(dg.ConfigurableResource):
             "are shown, never their values)."
         ),
     )
+
+    setting_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="How the root was given (KUSTOMER_DELTA_ROOT: delta_root), for messages.",
+    )
+
+    def explain(self, error: Exception | str) -> str:
+        """The error's sentence naming the root's setting as the user gave it."""
+        return as_given(error, self.setting_names)
 
     def resolved_storage_options(self) -> dict[str, str]:
         """The options with every `EnvVar` read now.
