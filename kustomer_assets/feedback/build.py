@@ -1,8 +1,10 @@
 """Raw tables' current state -> feedback rows, with lazy polars scans and no Dagster.
 
 Each raw table keeps every version of a record; the current state is the latest `updated_at`
-per id. Every read filters on the conversation ids being built first, so an incremental build
-of a few hundred conversations reads a few hundred conversations' rows, not years of history.
+per id. An incremental build filters every read on the conversation ids being built first, so
+a build of a few hundred conversations joins a few hundred conversations' rows, not years of
+history; a full build reads every table unfiltered and leaves the rows of conversations it
+does not build to its left joins (a filter by every id costs more than the join).
 
 Records Kustomer no longer returns (`removed_records`) are left out: a removed conversation has
 no row, removed messages and notes leave its transcript and notes, a removed customer's profile
@@ -64,13 +66,26 @@ TRANSCRIPT_ENTRY = pl.Struct(
 
 
 def current(store: DeltaStore, table: str, ids: Collection[str] | None = None, on: str = "id"):
-    """Latest version per id of `table`, limited to rows whose `on` column is in `ids`."""
+    """Latest version per id of `table`, limited to rows whose `on` column is in `ids`
+    (None: every row, unfiltered)."""
     if not store.exists(table):
         return None
     frame = store.scan(table)
     if ids is not None:
-        frame = frame.filter(pl.col(on).is_in(list(ids)))
-    return frame.sort("updated_at", "id").group_by("id", maintain_order=True).last()
+        wanted = pl.LazyFrame({on: list(ids)}, schema={on: frame.collect_schema()[on]})
+        frame = frame.join(wanted.unique(), on=on, how="semi")
+    return latest(frame)
+
+
+def latest(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per id: its latest `updated_at` (exactly one: an `ordinal` rank breaks a tie,
+    should a version ever be stored twice).
+
+    Why not a sort and `group_by("id", maintain_order=True).last()` (or `unique`): both move
+    every column of the whole history; this compares two columns and filters. The rows' order
+    is not part of the result: every caller orders by a key of its own."""
+    newest = pl.col("updated_at").rank("ordinal", descending=True).over("id") == 1
+    return frame.filter(newest)
 
 
 def removed_ids(store: DeltaStore, entity: str) -> pl.LazyFrame | None:
@@ -147,9 +162,14 @@ def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) 
         pl.col("satisfaction_rating").alias("conversation_satisfaction_rating"),
         *_renamed_custom(conversations, CONVERSATIONS.kustomer_type),
     ).collect()
-    ids = base["conversation_id"].to_list()
+    # A full build reads every row of the other tables: the left joins below drop the rows of
+    # conversations not built, and a filter by every id would cost more than the join (an
+    # `is_in` pushed into the scans of 100k ids is tested file by file).
+    full = conversation_ids is None
+    ids = None if full else base["conversation_id"].to_list()
+    customer_ids = None if full else base["customer_id"].drop_nulls().unique().to_list()
     frame = base.lazy()
-    frame = _join_customers(store, frame, base["customer_id"].drop_nulls().unique().to_list())
+    frame = _join_customers(store, frame, customer_ids)
     users = current(store, USERS.name)  # agents: the assignee and the transcript's speakers
     frame = _join_names(store, frame, users)
     frame = _join_messages(store, frame, ids, users)
@@ -162,7 +182,7 @@ def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) 
     )
 
 
-def _join_customers(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.LazyFrame:
+def _join_customers(store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | None) -> pl.LazyFrame:
     customers = current(store, CUSTOMERS.name, ids)
     if customers is None:
         return frame.with_columns(pl.lit(None, pl.Utf8).alias(c) for c in CUSTOMER_COLUMNS.values())
@@ -226,7 +246,7 @@ def _agent(frame: pl.LazyFrame, users: pl.LazyFrame | None) -> pl.LazyFrame:
 
 
 def _join_messages(
-    store: DeltaStore, frame: pl.LazyFrame, ids: list[str], users: pl.LazyFrame | None
+    store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | None, users: pl.LazyFrame | None
 ) -> pl.LazyFrame:
     """Counts, first inbound text and the ordered transcript; speaker is the agent's name."""
     messages = current(store, MESSAGES.name, ids, on="conversation_id")
@@ -293,7 +313,7 @@ def _join_messages(
     )
 
 
-def _join_notes(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.LazyFrame:
+def _join_notes(store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | None) -> pl.LazyFrame:
     notes = current(store, NOTES.name, ids, on="conversation_id")
     if notes is None:
         return frame.with_columns(pl.lit(None, pl.Utf8).alias("internal_notes_text"))
@@ -306,7 +326,7 @@ def _join_notes(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.La
     return frame.join(per_conversation, on="conversation_id", how="left")
 
 
-def _join_csat(store: DeltaStore, frame: pl.LazyFrame, ids: list[str]) -> pl.LazyFrame:
+def _join_csat(store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | None) -> pl.LazyFrame:
     """CSAT score as Kustomer keeps it on the conversation; rating and comment from the
     response when it was fetched, the rating from the conversation otherwise."""
     responses = current(store, SATISFACTION.name, ids, on="conversation_id")
