@@ -68,6 +68,10 @@ _BACKOFF_MAX_SECONDS = 5.0
 SORT_IN_MEMORY_ROWS = 200_000
 """Windows up to this many rows are sorted before writing (reruns write the same files)."""
 
+STAGING_PARQUET = {"compression": "lz4", "statistics": False}
+"""How staged batches are written: local, short-lived files read back whole, once or twice, so
+a fast codec beats a small file, and no reader filters on their statistics."""
+
 MERGE_DAY_FILTER_LIMIT = 1_000
 """Up to this many days, the merge names the days it touches, so it reads only those."""
 
@@ -177,7 +181,7 @@ class PartitionReplacement:
         seq = self._staged_count
         self._staged_count += 1
         path = self._staging / f"{kind}-{seq:06d}.parquet"
-        frame.write_parquet(path)
+        frame.write_parquet(path, **STAGING_PARQUET)
         return _Staged(seq, path, frame.height, dict(frame.schema), kind)
 
     def _drop_later_copies(self) -> None:
@@ -208,7 +212,7 @@ class PartitionReplacement:
                 del files[index]
                 old.path.unlink()
             else:
-                kept.write_parquet(old.path)
+                kept.write_parquet(old.path, **STAGING_PARQUET)
                 files[index] = _Staged(seq, old.path, kept.height, old.schema, old.kind)
         self._days = +self._days  # days left without rows are not reported
         if changed_outside:
@@ -349,8 +353,14 @@ class PartitionReplacement:
                 yield plan.convert(pl.read_parquet(staged.path), order).to_arrow().cast(schema)
 
         if sum(f.rows for f in files) <= SORT_IN_MEMORY_ROWS:
-            table = pa.concat_tables(list(converted()))
-            return table.sort_by([(c, "ascending") for c in ROW_KEY])
+            # Joined and sorted in polars, converted to Arrow once: `convert` gives every batch
+            # the written types. Stable and nulls last, the order Arrow's `sort_by` gave.
+            frames = [plan.convert(pl.read_parquet(staged.path), order) for staged in files]
+            joined = pl.concat(frames, how="vertical", rechunk=False)
+            del frames  # the batches live on in `joined` only until the sort has copied them
+            ordered = joined.sort(list(ROW_KEY), nulls_last=True, maintain_order=True)
+            del joined
+            return ordered.to_arrow().cast(schema)
         return pa.RecordBatchReader.from_batches(
             schema, (batch for table in converted() for batch in table.to_batches())
         )

@@ -88,8 +88,9 @@ class WritePlan:
     def convert(self, frame: pl.DataFrame, first: Sequence[str]) -> pl.DataFrame:
         """One staged batch in the written schema and column order."""
         exprs: list[pl.Expr] = []
+        schema = frame.schema  # built anew on every access: once per batch, not per column
         for plan in self.columns:
-            exprs.extend(_column_exprs(plan, frame.schema.get(plan.name)))
+            exprs.extend(_column_exprs(plan, schema.get(plan.name)))
         converted = frame.select(exprs)
         return converted.select(self.ordered(first))
 
