@@ -263,6 +263,7 @@ def build_kustomer_changes_sensor(
     webhooks: bool = True,
     entities: tuple[EntitySpec, ...] = ENTITIES,
     org: Org = DEFAULT_ORG,
+    job: Any = None,  # an asset job (`dg.define_asset_job`): the runs it requests launch it
 ) -> dg.SensorDefinition:
     """The `kustomer_changes` sensor; arguments default to the environment (see module doc).
 
@@ -283,7 +284,7 @@ def build_kustomer_changes_sensor(
 
     @dg.sensor(
         name=org.name("kustomer_changes"),
-        target=dg.AssetSelection.assets(*keys),
+        target=job or dg.AssetSelection.assets(*keys),
         minimum_interval_seconds=interval,
         default_status=status,
         required_resource_keys={org.kustomer_key},
@@ -359,6 +360,7 @@ def build_finalize_yesterday_schedule(
     default_status: dg.DefaultScheduleStatus | None = None,
     entities: tuple[EntitySpec, ...] = ENTITIES,
     org: Org = DEFAULT_ORG,
+    job: Any = None,  # an asset job (`dg.define_asset_job`): the runs it requests launch it
 ) -> dg.ScheduleDefinition:
     """`finalize_yesterday`: yesterday's partition of every raw asset, in one run."""
     status = default_status or (
@@ -371,7 +373,7 @@ def build_finalize_yesterday_schedule(
         name=org.name("finalize_yesterday"),
         cron_schedule=cron_schedule,
         execution_timezone="UTC",
-        target=dg.AssetSelection.assets(*raw_keys(entities, org)),
+        target=job or dg.AssetSelection.assets(*raw_keys(entities, org)),
         default_status=status,
         description=(
             "Reloads yesterday (UTC) in every Kustomer table once the day is over: the final "
@@ -393,14 +395,17 @@ def build_automation_condition_sensor(
     org: Org = DEFAULT_ORG, assets: Iterable[dg.AssetsDefinition] | None = None
 ) -> dg.AutomationConditionSensorDefinition:
     """The sensor that evaluates the automation conditions of `assets` (every asset of the
-    code location when None, the single-org default)."""
+    code location when None: this repository's own location). Scoped to an org's assets it
+    has a name of its own: Dagster's `default_automation_condition_sensor` name would make the
+    sensor Dagster adds for a project's own assets replace it."""
     target = (
         dg.AssetSelection.all()
         if assets is None
         else dg.AssetSelection.assets(*[key for asset in assets for key in asset.keys])
     )
+    name = "default_automation_condition_sensor" if assets is None else "kustomer_automation"
     return dg.AutomationConditionSensorDefinition(
-        org.name("default_automation_condition_sensor"),
+        org.name(name),
         target=target,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(

@@ -1,10 +1,11 @@
 """The Kustomer component: the whole connector for one org from a `defs.yaml`.
 
 A Dagster project adds Kustomer the way it adds dbt or Sling: `dg scaffold defs
-kustomer_assets.KustomerComponent kustomer` writes a `defs.yaml`, the user fills in the org,
-and `dg list components` shows the type (registered under the `dagster_dg_cli.registry_modules`
-entry point in pyproject). Each instance builds what `factory.kustomer_definitions` builds;
-two instances with different `prefix`es serve two orgs in one code location.
+kustomer_assets.component.KustomerComponent kustomer` writes a `defs.yaml`, the user fills
+in the org, and `dg list components` shows the type (registered under the
+`dagster_dg_cli.registry_modules` entry point in pyproject). Each instance builds what
+`factory.kustomer_definitions` builds; two instances with different `prefix`es serve two
+orgs in one code location.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ EXAMPLE_ATTRIBUTES = {
     "subdomain": "acme",
     "api_key_env": "KUSTOMER_API_KEY",
     "delta_root": "data/kustomer/delta",
-    "prefix": "",
+    "prefix": "kustomer",
     "automation": False,
 }
-"""What `dg scaffold defs` writes: the settings a new user must look at."""
+"""What `dg scaffold defs` writes: the settings a new user must look at. The prefix keeps the
+tables' keys (`kustomer/customers`, `kustomer/users`) apart from the project's own assets."""
 
 
 class KustomerComponentScaffolder(dg.Scaffolder):

@@ -7,6 +7,6 @@ re-exported for code that passes its own spec tuple or resources.
 
 from kustomer_assets.factory import build_definitions, kustomer_definitions
 
-defs = kustomer_definitions()
+defs = kustomer_definitions(code_location=True)
 
 __all__ = ["build_definitions", "defs", "kustomer_definitions"]

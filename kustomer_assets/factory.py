@@ -12,7 +12,6 @@ prefixes merge into one code location (`dg.Definitions.merge`).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -43,7 +42,10 @@ from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.maintenance import build_lake_maintenance
 from kustomer_assets.org import DEFAULT_ORG, Org
+from kustomer_assets.partitions import daily_partitions
+from kustomer_assets.removals import REMOVED_RECORDS
 from kustomer_assets.resources import (
+    STORAGE_VARIABLES,
     kustomer_from_env,
     lake_from_env,
     resources_from_env,
@@ -83,22 +85,44 @@ def build_definitions(
     resources: Mapping[str, object] | None = None,
     org: Org = DEFAULT_ORG,
     automation: Automation | None = None,
+    code_location: bool = True,
 ) -> dg.Definitions:
     """Everything for `entities` of one org; `resources` default to the environment's
-    (`resources.py`), keyed by the org's resource keys."""
+    (`resources.py`), keyed by the org's resource keys.
+
+    `code_location`: these definitions are the whole code location (this repository's own),
+    so they set its executor and evaluate every asset's automation condition. Added to
+    someone else's project (False) they touch nothing of theirs: their executor stays, the
+    automation sensor watches only the org's assets, and the sensors and schedule launch the
+    org's own in-process job (`<prefix>_kustomer_sync`)."""
     automation = automation or Automation()
     windows = automation.freshness or freshness_windows()
     policy = freshness_policy(windows)
     has_base = any(spec.name == CONVERSATIONS.name for spec in entities)
+    watched = bool(searched(entities))
+    tables = {spec.name for spec in entities} | ({REMOVED_RECORDS} if watched else set())
     built = [
         *build_entity_assets(entities, org),
-        *([build_feedback_asset(org)] if has_base else []),
+        *([build_feedback_asset(org, tables)] if has_base else []),
     ]
     assets = [
         *dg.map_asset_specs(lambda spec: spec.replace_attributes(freshness_policy=policy), built),
         # Runs weekly: it carries its own freshness policy.
-        *([build_removed_records(entities, org)] if searched(entities) else []),
+        *([build_removed_records(entities, org)] if watched else []),
     ]
+    raw = dg.AssetSelection.assets(*org.asset_keys(spec.name for spec in entities))
+    # Steps share one process, so they share the run's budget (see the executor below).
+    sync = (
+        None
+        if code_location
+        else dg.define_asset_job(
+            org.name("kustomer_sync"),
+            selection=raw,
+            partitions_def=daily_partitions,
+            executor_def=dg.in_process_executor,
+            description="What the org's sensors and schedule launch: raw tables, one process.",
+        )
+    )
     maintenance, maintenance_weekly = build_lake_maintenance(org)
     sensor_status = schedule_status = None
     if automation.running is not None:
@@ -117,18 +141,16 @@ def build_definitions(
             first_sync_days=automation.first_sync_days,
             webhook_store=automation.webhook_store,
             webhooks=automation.webhooks,
+            job=sync,
         ),
-        # One org alone evaluates every asset's condition (the sensor Dagster would make);
-        # orgs side by side each evaluate their own.
+        # The whole location evaluates every asset's condition (the sensor Dagster would
+        # make); in someone else's project each org evaluates its own.
         default_automation_condition_sensor
-        if org == DEFAULT_ORG
+        if code_location
         else build_automation_condition_sensor(org, assets),
         killed_run_sensor
-        if org == DEFAULT_ORG
-        else build_killed_run_sensor(
-            name=org.name(KILLED_RUNS),
-            assets=frozenset(key for asset in assets for key in asset.keys),
-        ),
+        if code_location
+        else build_killed_run_sensor(name=org.name(KILLED_RUNS), org_prefix=org.prefix),
     ]
     if automation.webhooks:
         sensors.append(
@@ -137,22 +159,24 @@ def build_definitions(
                 org=org,
                 default_status=sensor_status,
                 store_folder=automation.webhook_store,
+                job=sync,
             )
         )
     return dg.Definitions(
         assets=assets,
         # Every asset waits on the same Kustomer budget (and the org's pool), so a subprocess
         # per step (about 1.5 s each on a 2-core machine, for ~70 assets and checks) buys no
-        # parallelism; one process per run is faster end to end.
-        executor=dg.in_process_executor,
+        # parallelism, and steps in one process share one budget; one process per run is
+        # faster end to end and never overspends.
+        executor=dg.in_process_executor if code_location else None,
         asset_checks=[
             *quality_checks(assets, windows, entities=entities, org=org),
             *build_role_checks(entities, org),
         ],
-        jobs=[build_key_check_job(entities, org), maintenance],
+        jobs=[build_key_check_job(entities, org), maintenance, *([sync] if sync else [])],
         schedules=[
             build_finalize_yesterday_schedule(
-                entities=entities, org=org, default_status=schedule_status
+                entities=entities, org=org, default_status=schedule_status, job=sync
             ),
             maintenance_weekly,
         ],
@@ -166,6 +190,10 @@ def select_entities(names: Sequence[str] | None) -> tuple[EntitySpec, ...]:
     unknown name and an entry whose inputs (`follows`) are left out."""
     if names is None:
         return ENTITIES
+    if not names:
+        raise KustomerSetupError(
+            "entities is empty: name the entities to load, or leave it out to load them all."
+        )
     unknown = sorted(set(names) - set(ENTITIES_BY_NAME))
     if unknown:
         raise KustomerSetupError(
@@ -217,6 +245,7 @@ def kustomer_definitions(
     group: str | None = None,
     webhook_store: str | None = None,
     base_dir: Path | None = None,
+    code_location: bool = False,
 ) -> dg.Definitions:
     """The Definitions of one Kustomer org, from plain settings.
 
@@ -226,10 +255,16 @@ def kustomer_definitions(
     is read from those variables (they cannot tell two orgs apart): give the subdomain (or
     base URL) and the Delta root. The key is only ever named (`api_key_env`): Dagster reads it
     when a run starts. Relative paths are taken from `base_dir` (default: the working
-    directory).
+    directory). `code_location` True: these are the whole code location (see
+    `build_definitions`); False, the default, for a project that has assets of its own.
     """
     org = Org(prefix=prefix, group=group)
     specs = select_entities(entities)
+    _check_counts(
+        first_sync_days=first_sync_days,
+        org_requests_per_minute=org_requests_per_minute,
+        search_requests_per_minute=search_requests_per_minute,
+    )
     key_env = _env_name(api_key_env, "api_key_env")
     single = not prefix
     explicit = bool(subdomain or base_url)
@@ -258,6 +293,13 @@ def kustomer_definitions(
             )
         delta_root = lake_from_env().root
     delta_root = _from_base(delta_root, base_dir)
+    secret = sorted(set(storage_options or {}) & _SECRET_OPTIONS)
+    if secret:
+        raise KustomerSetupError(
+            f"storage_options would show {', '.join(secret)} in the UI and run config: move "
+            f"{'it' if len(secret) == 1 else 'them'} to storage_option_env, naming the "
+            "variable that holds the value."
+        )
     options: dict[str, str] = dict(storage_options or {})
     for option, variable in (storage_option_env or {}).items():
         options[option] = dg.EnvVar(_env_name(variable, f"storage_option_env.{option}"))
@@ -280,9 +322,12 @@ def kustomer_definitions(
         base_url=base_url or None,
         api_key=dg.EnvVar(key_env),
         setting_names=names,
-        org_requests_per_minute=org_requests_per_minute or defaults.org_requests_per_minute,
-        search_requests_per_minute=search_requests_per_minute
-        or defaults.search_requests_per_minute,
+        org_requests_per_minute=defaults.org_requests_per_minute
+        if org_requests_per_minute is None
+        else org_requests_per_minute,
+        search_requests_per_minute=defaults.search_requests_per_minute
+        if search_requests_per_minute is None
+        else search_requests_per_minute,
         switched_off=off if off is not None else defaults.switched_off,
     )
     kustomer = KustomerResource(**values)
@@ -306,7 +351,19 @@ def kustomer_definitions(
             webhooks=webhooks,
             freshness=windows,
         ),
+        code_location=code_location,
     )
+
+
+_SECRET_OPTIONS = frozenset(
+    name for family in STORAGE_VARIABLES.values() for name, secret in family.items() if secret
+)
+
+
+def _check_counts(**counts: int | None) -> None:
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or value < 1):
+            raise KustomerSetupError(f"{name} must be 1 or more, got {value!r}.")
 
 
 def _check_settings(kustomer: KustomerResource, org: Org) -> None:
@@ -346,18 +403,19 @@ def _webhook_store(
     explicit: str | None, root: str, single: bool, base_dir: Path | None
 ) -> tuple[Path | None, bool]:
     """(event log folder, whether webhooks serve the org). One org alone keeps the environment's
-    rules (`webhooks/store.py`); an org with a prefix has its own log beside its tables, or
-    none when the tables live on an object store and no folder is given."""
+    rules (`webhooks/store.py`: KUSTOMER_WEBHOOK_STORE, else beside a local
+    KUSTOMER_DELTA_ROOT); an org with a prefix has its own log beside its tables, or none when
+    the tables live on an object store and no folder is given."""
     if explicit:
         if not _is_local(explicit):
             raise KustomerSetupError(
                 "webhook_store must be a local folder (the event log is SQLite)."
             )
         return Path(_from_base(explicit.removeprefix("file://"), base_dir)).expanduser(), True
-    if single and os.getenv("KUSTOMER_WEBHOOK_STORE"):
-        return None, True
+    if single:
+        return None, True  # the environment's rules, read at each tick
     if _is_local(root):
-        return Path(root.removeprefix("file://")) / STORE_SUBFOLDER, True
+        return Path(root.removeprefix("file://")).expanduser().absolute() / STORE_SUBFOLDER, True
     return None, single
 
 

@@ -44,6 +44,8 @@ as in a restarted container, does not pass for the dead worker."""
 PID_RUN_TAG = "kustomer/pid_run_id"
 """The run these tags describe. A re-execution launched by the UI or the daemon inherits its
 parent's tags: until its own asset starts, they name the parent's dead worker, not its own."""
+ORG_TAG = "kustomer/org"
+"""The prefix of the org whose asset tagged the run: each org's sensor judges its own runs."""
 WORKER_TAGS = (HOST_TAG, PID_TAG, PID_START_TAG, PID_RUN_TAG)
 
 SENSOR_NAME = "kustomer_killed_runs"
@@ -62,7 +64,7 @@ _recorded_runs: set[str] = set()
 """Runs this process already tagged: a run of 15 raw assets writes its tags once."""
 
 
-def record_run_worker(context: dg.AssetExecutionContext) -> None:
+def record_run_worker(context: dg.AssetExecutionContext, org_prefix: str = "") -> None:
     """Tag the run with the host and process that execute it, so a killed run can be told
     from a live one (see the module docstring). Never fails the asset: without the tags, a
     killed run is only left to be failed by hand, as before.
@@ -76,7 +78,7 @@ def record_run_worker(context: dg.AssetExecutionContext) -> None:
         in_process = context.job_def.executor_def.name in IN_PROCESS_EXECUTORS
         if run_id in _recorded_runs or not in_process:
             return
-        context.instance.add_run_tags(run_id, worker_tags(run_id))
+        context.instance.add_run_tags(run_id, {**worker_tags(run_id), ORG_TAG: org_prefix})
         _recorded_runs.add(run_id)
     except Exception as error:  # the run matters more than its tags
         context.log.warning("Could not tag the run with its worker process: %s", error)
@@ -181,10 +183,10 @@ def fail_killed_runs(
     host: str | None = None,
     grace_seconds: float = GRACE_SECONDS,
     now: float | None = None,
-    assets: frozenset[dg.AssetKey] | None = None,
+    org_prefix: str | None = None,
 ) -> list[DeadWorker]:
     """Fail every STARTED run of this host whose worker is gone; returns those failed.
-    With `assets`, only runs that selected one of them (one org's runs)."""
+    With `org_prefix`, only the runs that org's assets tagged."""
     host = host or socket.gethostname()
     now = time.time() if now is None else now
     records = instance.get_run_records(
@@ -192,8 +194,7 @@ def fail_killed_runs(
     )
     failed = []
     for record in records:
-        selected = record.dagster_run.asset_selection
-        if assets is not None and not (selected and selected & assets):
+        if org_prefix is not None and record.dagster_run.tags.get(ORG_TAG, "") != org_prefix:
             continue
         worker = dead_worker(instance, record, host, grace_seconds, now)
         if worker is not None and fail_killed_run(instance, worker):
@@ -205,7 +206,7 @@ def build_killed_run_sensor(
     grace_seconds: float = GRACE_SECONDS,
     minimum_interval_seconds: int = SENSOR_INTERVAL_SECONDS,
     name: str = SENSOR_NAME,
-    assets: frozenset[dg.AssetKey] | None = None,
+    org_prefix: str | None = None,
 ) -> dg.SensorDefinition:
     """The sensor that fails killed runs.
 
@@ -213,8 +214,8 @@ def build_killed_run_sensor(
     own host, spending nothing of the Kustomer API budget, unlike the sensors that start
     stopped. It runs in the code server, so it judges the runs of the host the code location is
     served from (`dagster dev`, or a code server next to the run workers). Several orgs in
-    one code location each have one, named for the org and judging only runs of its
-    `assets`."""
+    one code location each have one, named for the org and judging only the runs its assets
+    tagged (`org_prefix`)."""
 
     @dg.sensor(
         name=name,
@@ -227,7 +228,9 @@ def build_killed_run_sensor(
         ),
     )
     def _killed_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        failed = fail_killed_runs(context.instance, grace_seconds=grace_seconds, assets=assets)
+        failed = fail_killed_runs(
+            context.instance, grace_seconds=grace_seconds, org_prefix=org_prefix
+        )
         for worker in failed:
             context.log.warning(
                 "Run %s failed: its worker (pid %d) is gone, silent for %.0f s",

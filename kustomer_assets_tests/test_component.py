@@ -20,6 +20,7 @@ import pytest
 from kustomer_assets.emulator import Emulator
 from kustomer_assets.entities import ENTITIES_BY_NAME
 from kustomer_assets.factory import KustomerSetupError, kustomer_definitions
+from kustomer_assets.org import OrgNameError
 from kustomer_assets_tests.conftest import (
     TEST_KEY,
     assert_matches_truth,
@@ -101,7 +102,8 @@ def test_a_fresh_dg_project_with_two_kustomer_orgs(tmp_path: Path) -> None:
         for prefix, server in (("acme", acme), ("globex", globex)):
             _run([str(BIN / "dg"), "scaffold", "defs", COMPONENT, prefix], project, env)
             yaml = project / "src" / "support_analytics" / "defs" / prefix / "defs.yaml"
-            assert "api_key_env: KUSTOMER_API_KEY" in yaml.read_text()  # the scaffold's template
+            template = yaml.read_text()  # the scaffold's: the settings to fill in
+            assert "api_key_env: KUSTOMER_API_KEY" in template and "prefix: kustomer" in template
             yaml.write_text(_defs_yaml(prefix, server))
 
         defs = json.loads(_run([str(BIN / "dg"), "list", "defs", "--json"], project, env))
@@ -116,6 +118,9 @@ def test_a_fresh_dg_project_with_two_kustomer_orgs(tmp_path: Path) -> None:
         }
         sensors = {row["name"] for row in defs["sensors"]}
         assert {"acme_kustomer_changes", "globex_kustomer_changes"} <= sensors
+        assert {"acme_kustomer_automation", "globex_kustomer_automation"} <= sensors
+        assert "default_automation_condition_sensor" not in sensors  # the project's to make
+        assert {"acme_kustomer_sync", "globex_kustomer_sync"} <= {j["name"] for j in defs["jobs"]}
 
         for prefix in ("acme", "globex"):
             selection = f'group:{prefix}_kustomer_raw and not key:"{prefix}/removed_records"'
@@ -129,10 +134,16 @@ def test_a_fresh_dg_project_with_two_kustomer_orgs(tmp_path: Path) -> None:
         assert acme_ids != globex_ids, "the two emulators serve different data"
 
     # A misspelt setting is refused by `dg check yaml`, naming it, before anything loads.
-    yaml = project / "src" / "support_analytics" / "defs" / "acme" / "defs.yaml"
+    # (Given no path, dg 1.13 validates one file per component type: name the folder.)
+    folder = project / "src" / "support_analytics" / "defs" / "acme"
+    yaml = folder / "defs.yaml"
     yaml.write_text(yaml.read_text() + "  subdomian: acme\n")
     checked = subprocess.run(
-        [str(BIN / "dg"), "check", "yaml"], cwd=project, env=env, capture_output=True, text=True
+        [str(BIN / "dg"), "check", "yaml", str(folder)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert checked.returncode != 0
     assert "subdomian" in checked.stdout + checked.stderr
@@ -247,7 +258,13 @@ def test_two_orgs_share_no_key_cursor_or_pool(
             "subdomain of Kustomer org acme must be a single DNS label",
         ),
         ({"base_url": "http://kustomer.example.com"}, "base_url of Kustomer org acme"),
-        ({"search_requests_per_minute": -5}, "search_requests_per_minute must be a positive"),
+        ({"search_requests_per_minute": -5}, "search_requests_per_minute must be 1 or more"),
+        ({"first_sync_days": 0}, "first_sync_days must be 1 or more"),
+        ({"entities": []}, "entities is empty"),
+        (
+            {"storage_options": {"AWS_SECRET_ACCESS_KEY": "sk-live-123"}},
+            "move it to storage_option_env",
+        ),
     ],
 )
 def test_bad_settings_get_one_sentence_before_anything_runs(
@@ -259,7 +276,7 @@ def test_bad_settings_get_one_sentence_before_anything_runs(
         "prefix": "acme",
     }
     arguments.update(settings)
-    with pytest.raises((KustomerSetupError, ValueError)) as raised:
+    with pytest.raises((KustomerSetupError, OrgNameError)) as raised:
         kustomer_definitions(**arguments)  # type: ignore[arg-type]
     message = str(raised.value)
     assert says in message
@@ -288,3 +305,39 @@ def test_a_run_names_the_orgs_own_settings(tmp_path: Path, monkeypatch: pytest.M
         assert "delta_root of Kustomer org acme" in message
         assert "KUSTOMER_DELTA_ROOT" not in message
         assert not any(server.stats.values()), "no request before the root is usable"
+
+
+def test_an_org_added_to_a_project_leaves_its_executor_and_assets_alone(
+    tmp_path: Path,
+) -> None:
+    """The project's own executor, assets and automation sensor stay theirs: the org brings
+    a sensor scoped to its assets and an in-process job for its own runs."""
+
+    @dg.asset(automation_condition=dg.AutomationCondition.eager())
+    def customers() -> None:  # the project's own asset, named like one of ours
+        return None
+
+    project = dg.Definitions(
+        assets=[customers],
+        executor=dg.multiprocess_executor,
+        sensors=[
+            dg.AutomationConditionSensorDefinition(
+                "default_automation_condition_sensor", target=dg.AssetSelection.assets(customers)
+            )
+        ],
+    )
+    org = kustomer_definitions(
+        base_url="http://127.0.0.1:9", delta_root=str(tmp_path), prefix="kustomer"
+    )
+    merged = dg.Definitions.merge(project, org)
+    repository = merged.get_repository_def()  # no overlapping automation selections
+    assert merged.executor is dg.multiprocess_executor
+    ours = repository.get_sensor_def("kustomer_kustomer_automation")
+    graph = merged.resolve_asset_graph()
+    covered = ours.asset_selection.resolve(graph)
+    assert dg.AssetKey(["kustomer", "feedback"]) in covered
+    assert dg.AssetKey("customers") not in covered
+    sync = repository.get_job("kustomer_kustomer_sync")
+    assert sync.executor_def is dg.in_process_executor
+    changes = repository.get_sensor_def("kustomer_kustomer_changes")
+    assert changes.job_name == "kustomer_kustomer_sync"

@@ -1,6 +1,7 @@
 """The `feedback` asset: one analysis-ready row per live conversation, kept current by merge."""
 
 import time
+from collections.abc import Collection
 
 import dagster as dg
 
@@ -36,15 +37,19 @@ class FeedbackConfig(dg.Config):
     """Rebuild every conversation instead of only those whose inputs changed."""
 
 
-def build_feedback_asset(org: Org = DEFAULT_ORG) -> dg.AssetsDefinition:
-    """`feedback` over the org's tables (its Delta root, its keys)."""
+def build_feedback_asset(
+    org: Org = DEFAULT_ORG, tables: Collection[str] | None = None
+) -> dg.AssetsDefinition:
+    """`feedback` over the org's tables (its Delta root, its keys); `tables`: the inputs the
+    org builds (None: all), so an input left out shows no phantom upstream asset."""
+    inputs = [name for name in INPUTS if tables is None or name in tables]
 
     @dg.asset(
         key=org.asset_key(FEEDBACK),
         group_name=org.group_name(FEEDBACK_GROUP),
         kinds={"delta", "polars"},
         owners=OWNERS,
-        deps=org.asset_keys(INPUTS),
+        deps=org.asset_keys(inputs),
         automation_condition=feedback_automation(org),
         required_resource_keys={org.lake_key},
         description=(

@@ -90,7 +90,7 @@ def build_entity_asset(
     )
     def _entity_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         kustomer, lake = org.kustomer(context), org.lake(context)
-        record_run_worker(context)  # lets a killed run be told from a live one
+        record_run_worker(context, org.prefix)  # lets a killed run be told from a live one
         window = context.partition_time_window
         start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
         log = context.log
@@ -138,8 +138,10 @@ def _load_windows(
     run = context.run.tags.get("dagster/root_run_id", context.run.run_id)
     finished = {note[NOTE_WINDOW]: note for note in store.commit_notes(spec.name, NOTE_RUN, run)}
     plan = plan_windows(spec, start, end)
+    # Keyed by org too: a run over two orgs' assets counts each org's windows apart.
     progress = run_progress(
-        context.run.run_id, lambda: _run_window_count(entities, org, context, kustomer, start, end)
+        f"{context.run.run_id}/{org.prefix}",
+        lambda: _run_window_count(entities, org, context, kustomer, start, end),
     )
     loads: list[WindowLoad] = []
     with kustomer.client(logger=log) as client:

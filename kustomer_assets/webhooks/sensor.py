@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -129,6 +130,7 @@ def build_kustomer_webhook_events_sensor(
     clock: Callable[[], datetime] = _utc_now,
     entities: tuple[EntitySpec, ...] = ENTITIES,
     org: Org = DEFAULT_ORG,
+    job: Any = None,  # an asset job (`dg.define_asset_job`): the runs it requests launch it
 ) -> dg.SensorDefinition:
     """The sensor; arguments default to the environment (see the module doc).
 
@@ -145,7 +147,7 @@ def build_kustomer_webhook_events_sensor(
 
     @dg.sensor(
         name=org.name(SENSOR_NAME),
-        target=dg.AssetSelection.assets(*raw_keys(entities, org)),
+        target=job or dg.AssetSelection.assets(*raw_keys(entities, org)),
         minimum_interval_seconds=interval,
         default_status=status,
         required_resource_keys={org.kustomer_key},
