@@ -26,6 +26,7 @@ from kustomer_assets.entities import CONVERSATIONS
 from kustomer_assets.org import KUSTOMER_POOL
 from kustomer_assets.run_recovery import (
     HOST_TAG,
+    ORG_TAG,
     PID_RUN_TAG,
     PID_START_TAG,
     PID_TAG,
@@ -110,6 +111,25 @@ def test_sensor_fails_only_runs_whose_worker_on_this_host_is_gone(
     assert run.tags["dagster/will_retry"] == "false"
     # A second tick finds nothing more to do.
     assert fail_killed_runs(instance, grace_seconds=0) == []
+
+
+def test_each_orgs_sensor_fails_only_its_own_killed_runs(instance: dg.DagsterInstance) -> None:
+    """Two orgs in one code location each have a killed-run sensor: each judges the runs its
+    assets tagged, and together they leave none behind."""
+    pid, start = dead_pid()
+    dead = {PID_TAG: str(pid), PID_START_TAG: str(start)}
+    acme = started_run(instance, **dead, **{ORG_TAG: "acme"})
+    globex = started_run(instance, **dead, **{ORG_TAG: "globex"})
+    assert [w.run_id for w in fail_killed_runs(instance, grace_seconds=0, org_prefix="acme")] == [
+        acme.run_id
+    ]
+    assert status(instance, globex.run_id) == dg.DagsterRunStatus.STARTED
+    sensor = build_killed_run_sensor(
+        grace_seconds=0, name="globex_kustomer_killed_runs", org_prefix="globex"
+    )
+    with dg.build_sensor_context(instance=instance) as context:
+        sensor(context)
+    assert status(instance, globex.run_id) == dg.DagsterRunStatus.FAILURE
 
 
 def test_the_asset_records_its_worker_once_and_resume_refuses_a_live_run(
