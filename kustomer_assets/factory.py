@@ -42,7 +42,6 @@ from kustomer_assets.kustomer.resource import KustomerResource
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.maintenance import build_lake_maintenance
 from kustomer_assets.org import DEFAULT_ORG, Org
-from kustomer_assets.partitions import daily_partitions
 from kustomer_assets.removals import REMOVED_RECORDS
 from kustomer_assets.resources import (
     STORAGE_VARIABLES,
@@ -54,7 +53,7 @@ from kustomer_assets.resources import (
 from kustomer_assets.run_recovery import SENSOR_NAME as KILLED_RUNS
 from kustomer_assets.run_recovery import build_killed_run_sensor, killed_run_sensor
 from kustomer_assets.webhooks.sensor import build_kustomer_webhook_events_sensor
-from kustomer_assets.webhooks.store import STORE_SUBFOLDER
+from kustomer_assets.webhooks.store import folder_beside
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -118,7 +117,6 @@ def build_definitions(
         else dg.define_asset_job(
             org.name("kustomer_sync"),
             selection=raw,
-            partitions_def=daily_partitions,
             executor_def=dg.in_process_executor,
             description="What the org's sensors and schedule launch: raw tables, one process.",
         )
@@ -265,11 +263,54 @@ def kustomer_definitions(
         org_requests_per_minute=org_requests_per_minute,
         search_requests_per_minute=search_requests_per_minute,
     )
-    key_env = _env_name(api_key_env, "api_key_env")
     single = not prefix
+    kustomer = _kustomer_resource(
+        specs,
+        org,
+        subdomain=subdomain,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        switched_off=switched_off,
+        org_requests_per_minute=org_requests_per_minute,
+        search_requests_per_minute=search_requests_per_minute,
+    )
+    lake = _lake_resource(org, delta_root, storage_options, storage_option_env, base_dir)
+    store, webhooks = _webhook_store(webhook_store, lake.root, single, base_dir)
+    return build_definitions(
+        specs,
+        org.resources(kustomer, lake),
+        org,
+        Automation(
+            running=automation,
+            first_sync_days=first_sync_days,
+            webhook_store=store,
+            webhooks=webhooks,
+            freshness=_windows(freshness_warn_hours, freshness_fail_hours),
+        ),
+        code_location=code_location,
+    )
+
+
+def _where(org: Org) -> str:
+    """How messages name the org's settings: `delta_root of Kustomer org acme`."""
+    return f" of Kustomer org {org.prefix}" if org.prefix else ""
+
+
+def _kustomer_resource(
+    specs: tuple[EntitySpec, ...],
+    org: Org,
+    *,
+    subdomain: str | None,
+    base_url: str | None,
+    api_key_env: str,
+    switched_off: Sequence[str] | None,
+    org_requests_per_minute: int | None,
+    search_requests_per_minute: int | None,
+) -> KustomerResource:
+    """The org's API resource: given settings first, then (one org alone) the environment's."""
+    key_env = _env_name(api_key_env, "api_key_env")
+    single, where = not org.prefix, _where(org)
     explicit = bool(subdomain or base_url)
-    root_given = delta_root is not None
-    where = f" of Kustomer org {prefix}" if prefix else ""
     names = {"KUSTOMER_API_KEY": key_env}
     if explicit:
         names |= {
@@ -277,38 +318,17 @@ def kustomer_definitions(
             "KUSTOMER_BASE_URL": f"base_url{where}",
         }
     env_kustomer = kustomer_from_env() if single else None
-    if not (subdomain or base_url) and env_kustomer is not None:
+    if not explicit and env_kustomer is not None:
         subdomain, base_url = env_kustomer.subdomain, env_kustomer.base_url
     if not (subdomain or base_url) and not single:
         # One org alone may be configured later (the run names the missing setting).
         raise KustomerSetupError(
-            f"Kustomer org {prefix or '(default)'}: set subdomain (acme for "
+            f"Kustomer org {org.prefix}: set subdomain (acme for "
             "https://acme.api.kustomerapp.com) or base_url."
         )
-    if delta_root is None:
-        if not single:
-            raise KustomerSetupError(
-                f"Kustomer org {prefix}: set delta_root (a folder or s3://, gs://, az:// URI); "
-                "each org needs its own."
-            )
-        delta_root = lake_from_env().root
-    delta_root = _from_base(delta_root, base_dir)
-    secret = sorted(set(storage_options or {}) & _SECRET_OPTIONS)
-    if secret:
-        raise KustomerSetupError(
-            f"storage_options would show {', '.join(secret)} in the UI and run config: move "
-            f"{'it' if len(secret) == 1 else 'them'} to storage_option_env, naming the "
-            "variable that holds the value."
-        )
-    options: dict[str, str] = dict(storage_options or {})
-    for option, variable in (storage_option_env or {}).items():
-        options[option] = dg.EnvVar(_env_name(variable, f"storage_option_env.{option}"))
-    if single and not options:
-        options = storage_options_from_env(delta_root)
-    off = list(switched_off) if switched_off is not None else None
-    if off is not None:
+    if switched_off is not None:
         toggled = {spec.name for spec in specs if spec.toggle is not None}
-        wrong = sorted(set(off) - toggled)
+        wrong = sorted(set(switched_off) - toggled)
         if wrong:
             raise KustomerSetupError(
                 f"switched_off names {', '.join(wrong)}, which cannot be switched off: "
@@ -328,30 +348,47 @@ def kustomer_definitions(
         search_requests_per_minute=defaults.search_requests_per_minute
         if search_requests_per_minute is None
         else search_requests_per_minute,
-        switched_off=off if off is not None else defaults.switched_off,
+        switched_off=list(switched_off) if switched_off is not None else defaults.switched_off,
     )
     kustomer = KustomerResource(**values)
     if explicit:
-        _check_settings(kustomer, org)
-    lake = DeltaLakeResource(
+        _check_settings(kustomer)
+    return kustomer
+
+
+def _lake_resource(
+    org: Org,
+    delta_root: str | None,
+    storage_options: Mapping[str, str] | None,
+    storage_option_env: Mapping[str, str] | None,
+    base_dir: Path | None,
+) -> DeltaLakeResource:
+    """The org's Delta root; secret storage options only ever as `EnvVar`s."""
+    given, single = delta_root is not None, not org.prefix
+    if delta_root is None:
+        if not single:
+            raise KustomerSetupError(
+                f"Kustomer org {org.prefix}: set delta_root (a "
+                "folder or s3://, gs://, az:// URI); each org needs its own."
+            )
+        delta_root = lake_from_env().root
+    delta_root = _from_base(delta_root, base_dir)
+    secret = sorted(set(storage_options or {}) & _SECRET_OPTIONS)
+    if secret:
+        raise KustomerSetupError(
+            f"storage_options would show {', '.join(secret)} in the UI and run config: move "
+            f"{'it' if len(secret) == 1 else 'them'} to storage_option_env, naming the "
+            "variable that holds the value."
+        )
+    options: dict[str, str] = dict(storage_options or {})
+    for option, variable in (storage_option_env or {}).items():
+        options[option] = dg.EnvVar(_env_name(variable, f"storage_option_env.{option}"))
+    if single and not options:
+        options = storage_options_from_env(delta_root)
+    return DeltaLakeResource(
         root=delta_root,
         storage_options=options,
-        setting_names={"KUSTOMER_DELTA_ROOT": f"delta_root{where}"} if root_given else {},
-    )
-    windows = _windows(freshness_warn_hours, freshness_fail_hours)
-    store, webhooks = _webhook_store(webhook_store, delta_root, single, base_dir)
-    return build_definitions(
-        specs,
-        org.resources(kustomer, lake),
-        org,
-        Automation(
-            running=automation,
-            first_sync_days=first_sync_days,
-            webhook_store=store,
-            webhooks=webhooks,
-            freshness=windows,
-        ),
-        code_location=code_location,
+        setting_names={"KUSTOMER_DELTA_ROOT": f"delta_root{_where(org)}"} if given else {},
     )
 
 
@@ -366,7 +403,7 @@ def _check_counts(**counts: int | None) -> None:
             raise KustomerSetupError(f"{name} must be 1 or more, got {value!r}.")
 
 
-def _check_settings(kustomer: KustomerResource, org: Org) -> None:
+def _check_settings(kustomer: KustomerResource) -> None:
     """The subdomain, URL and budgets checked now, when the code location loads, with a
     stand-in key (the real one is read only when a run starts)."""
     try:
@@ -414,9 +451,8 @@ def _webhook_store(
         return Path(_from_base(explicit.removeprefix("file://"), base_dir)).expanduser(), True
     if single:
         return None, True  # the environment's rules, read at each tick
-    if _is_local(root):
-        return Path(root.removeprefix("file://")).expanduser().absolute() / STORE_SUBFOLDER, True
-    return None, single
+    beside = folder_beside(root)
+    return beside, beside is not None
 
 
 __all__ = [

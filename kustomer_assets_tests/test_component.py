@@ -122,9 +122,8 @@ def test_a_fresh_dg_project_with_two_kustomer_orgs(tmp_path: Path) -> None:
         assert "default_automation_condition_sensor" not in sensors  # the project's to make
         assert {"acme_kustomer_sync", "globex_kustomer_sync"} <= {j["name"] for j in defs["jobs"]}
 
-        for prefix in ("acme", "globex"):
-            selection = f'group:{prefix}_kustomer_raw and not key:"{prefix}/removed_records"'
-            command = [str(BIN / "dg"), "launch", "--assets", selection]
+        for prefix in ("acme", "globex"):  # the org's own job: every raw table, one process
+            command = [str(BIN / "dg"), "launch", "--job", f"{prefix}_kustomer_sync"]
             _run([*command, "--partition-range", f"{first}...{last}"], project, env)
 
         _assert_org_matches(project / "data" / "acme" / "delta", acme, first, last)

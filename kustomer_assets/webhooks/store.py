@@ -88,7 +88,12 @@ def webhook_store_folder() -> Path | None:
                 f"got a URI."
             )
         return Path(explicit.removeprefix("file://")).expanduser().absolute()
-    root = (os.getenv(ROOT_VARIABLE) or "").strip() or DEFAULT_DELTA_ROOT
+    return folder_beside((os.getenv(ROOT_VARIABLE) or "").strip() or DEFAULT_DELTA_ROOT)
+
+
+def folder_beside(root: str) -> Path | None:
+    """The event log's folder beside a local Delta root; None for an object-store root (SQLite
+    needs a local disk)."""
     if "://" in root and not root.startswith("file://"):
         return None
     return Path(root.removeprefix("file://")).expanduser().absolute() / STORE_SUBFOLDER
