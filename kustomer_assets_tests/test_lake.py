@@ -5,11 +5,21 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from deltalake import DeltaTable
 
 from kustomer_assets.lake import DeltaStore, partitions
 from kustomer_assets.records import TIMESTAMP
 
 BASE = {"id": pl.Utf8, "updated_at": TIMESTAMP, "partition_date": pl.Date}
+
+
+@pytest.fixture(autouse=True, params=["sorted in memory", "streamed day by day"])
+def window_writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on both of a window's write paths: small windows sorted in memory
+    and written by delta-rs, large ones streamed by `lake/day_files.py`."""
+    if request.param == "streamed day by day":
+        monkeypatch.setattr(partitions, "SORT_IN_MEMORY_ROWS", 0)
+    return request.param
 
 
 def rows(*items: tuple[str, datetime], **extra: list) -> pl.DataFrame:
@@ -90,6 +100,15 @@ def test_new_custom_column_mid_history_is_added_with_nulls_before(tmp_path: Path
     table = read(store)
     assert table.schema["custom_vip_bool"] == pl.Boolean
     assert table["custom_vip_bool"].to_list() == [None, True]
+
+
+def test_a_column_this_window_lacks_stays_with_its_values_on_other_days(tmp_path: Path) -> None:
+    store = DeltaStore(str(tmp_path))
+    write(store, 1, 2, rows(("a", at(1)), custom_vip_bool=[True]))
+    write(store, 2, 3, rows(("b", at(2))))
+    table = read(store)
+    assert table.schema["custom_vip_bool"] == pl.Boolean
+    assert table["custom_vip_bool"].to_list() == [True, None]
 
 
 def test_empty_window_clears_those_days(tmp_path: Path) -> None:
@@ -300,3 +319,23 @@ def test_large_windows_stream_with_the_same_result(
         frame_with("custom_n", pl.Int64, ("ref", at(5, 3), 3), ("new2", at(10, 1), 4)),
     )
     assert values(store, "custom_n") == {"new": 2.5, "new2": 4, "old": 1, "ref": 3}
+
+
+def test_streamed_files_carry_statistics_readers_skip_by(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row counts, null counts and the bounds of text and integer columns, as delta-rs writes
+    them; no bounds where they could mislead a reader (floats with NaN, timestamps)."""
+    monkeypatch.setattr(partitions, "SORT_IN_MEMORY_ROWS", 0)
+    store = DeltaStore(str(tmp_path))
+    frame = frame_with(
+        "custom_n", pl.Int64, ("b", at(1), 3), ("a", at(1, 2), None), ("c", at(1, 3), 1)
+    )
+    replace(store, 1, 2, frame.with_columns(custom_x=pl.Series([1.0, float("nan"), None])))
+    (stats,) = pl.DataFrame(DeltaTable(store.uri("t")).get_add_actions(flatten=True)).to_dicts()
+    assert stats["num_records"] == 3
+    assert (stats["min.id"], stats["max.id"]) == ("a", "c")
+    assert (stats["min.custom_n"], stats["max.custom_n"], stats["null_count.custom_n"]) == (1, 3, 1)
+    assert stats["min.custom_x"] is None and stats["null_count.custom_x"] == 1
+    assert stats["min.updated_at"] is None and stats["null_count.updated_at"] == 0
+    assert store.scan("t").filter(pl.col("custom_n") >= 3).collect()["id"].to_list() == ["b"]

@@ -77,9 +77,11 @@ def writer_rows(index: int, rnd: int) -> pl.DataFrame:
 
 
 def concurrent_writer(
-    root: str, index: int, barrier: Barrier, results: Queue, staging: str
+    root: str, index: int, barrier: Barrier, results: Queue, staging: str, streamed: bool
 ) -> None:
     os.environ[STAGING_DIR_VARIABLE] = staging
+    if streamed:  # the large-window path (`lake/day_files.py`)
+        partitions.SORT_IN_MEMORY_ROWS = 0
     store = DeltaStore(root)
     first, end = WINDOWS[index]
     for rnd in range(ROUNDS):
@@ -95,11 +97,16 @@ def concurrent_writer(
             return
 
 
-def run_writers(root: Path, staging: Path) -> list[tuple[int, int, int, str | None]]:
+def run_writers(
+    root: Path, staging: Path, streamed: bool
+) -> list[tuple[int, int, int, str | None]]:
     barrier = SPAWN.Barrier(WRITERS)
     results = SPAWN.Queue()
     processes = [
-        SPAWN.Process(target=concurrent_writer, args=(str(root), i, barrier, results, str(staging)))
+        SPAWN.Process(
+            target=concurrent_writer,
+            args=(str(root), i, barrier, results, str(staging), streamed),
+        )
         for i in range(WRITERS)
     ]
     for process in processes:
@@ -116,9 +123,10 @@ def run_writers(root: Path, staging: Path) -> list[tuple[int, int, int, str | No
     return outcomes
 
 
-def test_concurrent_writers_all_succeed_with_exact_content(tmp_path: Path) -> None:
+@pytest.mark.parametrize("streamed", [False, True], ids=["sorted in memory", "streamed by day"])
+def test_concurrent_writers_all_succeed_with_exact_content(tmp_path: Path, streamed: bool) -> None:
     started = time.monotonic()
-    outcomes = run_writers(tmp_path / "lake", tmp_path / "staging")
+    outcomes = run_writers(tmp_path / "lake", tmp_path / "staging", streamed)
     errors = [o for o in outcomes if o[3] is not None]
     assert not errors, errors
     assert len(outcomes) == WRITERS * ROUNDS, "a writer hung or died"

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -32,6 +33,7 @@ from kustomer_assets.assets.feedback import feedback
 from kustomer_assets.assets.raw import build_entity_asset
 from kustomer_assets.emulator import Emulator
 from kustomer_assets.entities import CONVERSATIONS, CUSTOMERS, MESSAGES
+from kustomer_assets.lake import partitions
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.maintenance import kustomer_lake_maintenance, list_tables
 from kustomer_assets.resources import STORAGE_VARIABLES, lake_from_env, storage_options_from_env
@@ -328,3 +330,48 @@ def test_storage_options_come_from_the_set_variables_of_the_roots_store_only(
     assert resource.resolved_storage_options()["AZURE_STORAGE_ACCOUNT_KEY"] == (
         "azure-key-SHOULD-NOT-LEAK"
     )
+
+
+def test_a_large_window_streamed_day_by_day_on_s3(
+    s3_env: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The large-window writer (`lake/day_files.py`) writes its files through the table's own
+    object store and commits them in one transaction: a rerun replaces them, days outside the
+    window stay, and no file of a replaced version is still referenced."""
+    monkeypatch.setattr(partitions, "SORT_IN_MEMORY_ROWS", 0)
+    store = lake_from_env().store()
+    schema = {"id": pl.Utf8, "updated_at": pl.Datetime("us", "UTC"), "partition_date": pl.Date}
+
+    def window(first: int, end: int, value: str) -> None:
+        days = [date(2026, 11, d) for d in range(first, end)]
+        frame = pl.DataFrame(
+            {
+                "id": [f"c{d.day}-{k}" for d in days for k in range(3)],
+                "updated_at": [
+                    datetime(2026, 11, d.day, 12, k, tzinfo=UTC) for d in days for k in range(3)
+                ],
+                "partition_date": [d for d in days for _ in range(3)],
+                "custom_note_str": [value] * (3 * len(days)),
+            },
+            schema={**schema, "custom_note_str": pl.Utf8},
+        )
+        with store.replace_days("t", days[0], days[-1] + timedelta(days=1), schema) as replacement:
+            replacement.add(frame)
+            replacement.commit()
+
+    window(1, 4, "first")
+    window(3, 5, "rerun")
+    table = store.scan("t").collect().sort("id")
+    assert table.height == 3 * 4
+    assert dict(
+        table.group_by("partition_date").agg(pl.col("custom_note_str").first()).iter_rows()
+    ) == {
+        date(2026, 11, 1): "first",
+        date(2026, 11, 2): "first",
+        date(2026, 11, 3): "rerun",
+        date(2026, 11, 4): "rerun",
+    }
+    files = DeltaTable(store.uri("t"), storage_options=store.storage_options).file_uris()
+    days = sorted(f.split("/")[-2] for f in files)
+    assert days == [f"partition_date=2026-11-0{d}" for d in range(1, 5)]  # one file per day
+    assert all(f.startswith(f"s3://{BUCKET}/lake/t/") for f in files)

@@ -6,7 +6,9 @@ appending batch by batch: a run killed halfway must leave the previous version o
 readable and whole, and a rerun must produce the same table, never a mix of old and new rows.
 Memory stays bounded by one batch: a record version staged twice is found without keeping the
 window's keys in memory (see `dedupe`), and the commit converts and streams the staged files one
-by one (small windows are sorted in memory so that a rerun writes the same row order).
+by one: small windows are sorted in memory (a rerun writes the same row order) and written by
+delta-rs; larger ones are written day by day by `day_files`, because delta-rs keeps every
+partition's file in memory until its write ends, which grows with the window.
 
 Rows whose day lies outside the window (a customer referenced by this window's conversations
 but last updated long ago) cannot be written by replacing their day without wiping its other
@@ -47,6 +49,7 @@ from kustomer_assets.lake.commits import (
     create_table_once,
     is_commit_conflict,
 )
+from kustomer_assets.lake.day_files import write_days
 from kustomer_assets.lake.reconcile import WritePlan, plan_write
 from kustomer_assets.lake.staging import new_staging_folder, sweep_staging
 
@@ -271,7 +274,20 @@ class PartitionReplacement:
             fresh = self._plan("replace", self._files)
             schema = fresh.arrow_schema(list(self.base_schema))
             create_table_once(self.uri, schema, [PARTITION_COLUMN], self.storage_options)
+        snapshot = DeltaTable(self.uri, storage_options=self.storage_options)
         plan = self._plan("replace", self._files)
+        if self._streamed(self._files):
+            write_days(
+                snapshot,
+                self._converted(plan, self._files),
+                plan.arrow_schema(list(self.base_schema)),
+                self.first_day,
+                self.end_day,
+                self._staging / "days",
+                self.storage_options,
+                self._properties(note),
+            )
+            return
         predicate = (
             f"{PARTITION_COLUMN} >= '{self.first_day.isoformat()}' "
             f"AND {PARTITION_COLUMN} < '{self.end_day.isoformat()}'"
@@ -342,25 +358,33 @@ class PartitionReplacement:
         self.summary.columns = columns if step == "replace" else {**self.summary.columns, **columns}
         return plan
 
+    @staticmethod
+    def _streamed(files: Sequence[_Staged]) -> bool:
+        """Too many rows to sort in memory: streamed one staged file at a time."""
+        return sum(f.rows for f in files) > SORT_IN_MEMORY_ROWS
+
+    def _converted(self, plan: WritePlan, files: Sequence[_Staged]) -> Iterator[pa.Table]:
+        """The staged files in staging order, one at a time, in the written types."""
+        order = list(self.base_schema)
+        schema = plan.arrow_schema(order)
+        for staged in files:
+            yield plan.convert(pl.read_parquet(staged.path), order).to_arrow().cast(schema)
+
     def _data(self, plan: WritePlan, files: Sequence[_Staged]) -> pa.Table | pa.RecordBatchReader:
         order = list(self.base_schema)
         schema = plan.arrow_schema(order)
         if not files:
             return schema.empty_table()
-
-        def converted() -> Iterator[pa.Table]:
-            for staged in files:
-                yield plan.convert(pl.read_parquet(staged.path), order).to_arrow().cast(schema)
-
-        if sum(f.rows for f in files) <= SORT_IN_MEMORY_ROWS:
-            # Joined and sorted in polars, converted to Arrow once: `convert` gives every batch
-            # the written types. Stable and nulls last, the order Arrow's `sort_by` gave.
-            frames = [plan.convert(pl.read_parquet(staged.path), order) for staged in files]
-            joined = pl.concat(frames, how="vertical", rechunk=False)
-            del frames  # the batches live on in `joined` only until the sort has copied them
-            ordered = joined.sort(list(ROW_KEY), nulls_last=True, maintain_order=True)
-            del joined
-            return ordered.to_arrow().cast(schema)
-        return pa.RecordBatchReader.from_batches(
-            schema, (batch for table in converted() for batch in table.to_batches())
-        )
+        if self._streamed(files):
+            converted = self._converted(plan, files)
+            return pa.RecordBatchReader.from_batches(
+                schema, (batch for table in converted for batch in table.to_batches())
+            )
+        # Joined and sorted in polars, converted to Arrow once: `convert` gives every batch
+        # the written types. Stable and nulls last, the order Arrow's `sort_by` gave.
+        frames = [plan.convert(pl.read_parquet(staged.path), order) for staged in files]
+        joined = pl.concat(frames, how="vertical", rechunk=False)
+        del frames  # the batches live on in `joined` only until the sort has copied them
+        ordered = joined.sort(list(ROW_KEY), nulls_last=True, maintain_order=True)
+        del joined
+        return ordered.to_arrow().cast(schema)
