@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from kustomer_assets.assets import background
 from kustomer_assets.assets.column_schema import table_schema
 from kustomer_assets.assets.load import NOTE_RUN, NOTE_WINDOW, WindowLoad, load_window, window_key
 from kustomer_assets.assets.progress import RunProgress, plural, run_progress
@@ -80,6 +81,7 @@ def build_entity_asset(
         kinds={"kustomer", "delta", "polars"},
         owners=OWNERS,
         pool=org.pool,
+        op_tags={background.STEP_PRIORITY_TAG: str(background.step_priority(spec, entities))},
         deps=upstream or None,
         required_resource_keys={org.kustomer_key, org.lake_key},
         metadata={
@@ -102,7 +104,7 @@ def build_entity_asset(
         with one_sentence_failures(spec.name, kustomer, lake):
             store = lake.store()
             store.check()  # a bad KUSTOMER_DELTA_ROOT fails before any request is spent
-            loads, stats, skipped = _load_windows(
+            loads, stats, skipped = _loaded(
                 spec, entities, org, context, kustomer, store, start, end
             )
         if skipped is not None:
@@ -119,6 +121,54 @@ def build_entity_asset(
     return _entity_asset
 
 
+Loaded = tuple[list[WindowLoad], dict[str, int | float], KustomerPermissionError | None]
+"""The loads, the client's counters, and the permission error when an optional role is
+missing (the entity is then skipped, not failed)."""
+
+
+def _loaded(
+    spec: EntitySpec,
+    entities: tuple[EntitySpec, ...],
+    org: Org,
+    context: dg.AssetExecutionContext,
+    kustomer: KustomerResource,
+    store: DeltaStore,
+    start: datetime,
+    end: datetime,
+) -> Loaded:
+    """The entity's windows: loaded by its background thread if one ran (see `background`),
+    else here; then the by-id entities that take their ids from it start in the background."""
+    finished = background.take(context, org, spec)
+    if finished is not None:
+        if finished.error is None:
+            return finished.result
+        context.log.warning(
+            "%s: its background load failed, so this step loads the windows that load did "
+            "not finish. What failed: %s",
+            spec.name,
+            kustomer.explain(finished.error),
+        )
+    result = _load_windows(spec, entities, org, context, kustomer, store, start, end)
+    if result[2] is None:
+        started = background.start_dependents(
+            spec,
+            entities,
+            org,
+            context,
+            wanted=lambda dependent: switched_off_reason(dependent, kustomer) is None,
+            load=lambda dependent, log: _load_windows(
+                dependent, entities, org, context, kustomer, store, start, end, log
+            ),
+        )
+        if started:
+            context.log.info(
+                "%s: loading %s in the background while the other steps run",
+                spec.name,
+                ", ".join(started),
+            )
+    return result
+
+
 def _load_windows(
     spec: EntitySpec,
     entities: tuple[EntitySpec, ...],
@@ -128,12 +178,11 @@ def _load_windows(
     store: DeltaStore,
     start: datetime,
     end: datetime,
-) -> tuple[list[WindowLoad], dict[str, int | float], KustomerPermissionError | None]:
-    """Load every window of the run that an earlier attempt did not finish.
-
-    Returns the loads, the client's counters, and the permission error when an optional role
-    is missing (the entity is then skipped, not failed)."""
-    log = context.log
+    log: Any = None,
+) -> Loaded:
+    """Load every window of the run that an earlier attempt did not finish; `log`: where its
+    lines go (the step's log unless a background thread loads)."""
+    log = log or context.log
     # A re-execution of a failed run shares the root run id: windows it finished are kept.
     run = context.run.tags.get("dagster/root_run_id", context.run.run_id)
     finished = {note[NOTE_WINDOW]: note for note in store.commit_notes(spec.name, NOTE_RUN, run)}

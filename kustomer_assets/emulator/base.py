@@ -35,6 +35,7 @@ class EmulatorBase:
     _stats: Counter[str]
     _stats_lock: threading.Lock
     _fault_lock: threading.Lock
+    _route_failures: dict[str, tuple[str, int]]
     _fault_rng: Random
     _org: _Budget
     _search: _Budget

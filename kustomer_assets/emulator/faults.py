@@ -28,6 +28,22 @@ class FaultsMixin(RateLimitsMixin):
             if slow_seconds is not None:
                 self.config.slow_seconds = float(slow_seconds)
 
+    def fail_route(self, kind: str, times: int, fault: str = "500") -> None:
+        """Answer the next `times` requests to route `kind` (e.g. `get_satisfaction_response`)
+        with `fault`, whatever `fault_rate` says: a failure aimed at one phase of a run."""
+        if fault not in FAULT_KINDS or fault in ("slow", "truncated"):
+            raise ValueError(f"fault {fault!r} cannot be aimed at a route")
+        with self._fault_lock:
+            self._route_failures[kind] = (fault, times)
+
+    def _aimed_fault(self, kind: str) -> str | None:
+        with self._fault_lock:
+            fault, left = self._route_failures.get(kind, ("", 0))
+            if left <= 0:
+                return None
+            self._route_failures[kind] = (fault, left - 1)
+            return fault
+
     def _pick_fault(self) -> str | None:
         with self._fault_lock:
             rate = self.config.fault_rate

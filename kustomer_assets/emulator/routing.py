@@ -62,6 +62,10 @@ class RoutingMixin(AuthMixin, AdminMixin, SearchMixin):
             if route is None:
                 raise _error(404, "not_found", f"Cannot {method} {path}", jsonapi=False)
             self._count(f"requests.{route.kind}")
+            aimed = self._aimed_fault(route.kind)
+            if aimed is not None:
+                self._count(f"faults.{aimed}")
+                return self._fault_response(aimed)
             ok, remaining, reset = self._org.take(now)
             limit = self._org.limit
             if ok and route.search:

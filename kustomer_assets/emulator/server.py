@@ -67,6 +67,7 @@ class Emulator(RoutingMixin):
         self._stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self._fault_lock = threading.Lock()
+        self._route_failures: dict[str, tuple[str, int]] = {}
         self._fault_rng = Random(self.config.fault_seed)
         self._org = _Budget(self.config.org_rate_limit, self.config.rate_window_seconds)
         self._search = _Budget(self.config.search_rate_limit, self.config.rate_window_seconds)
