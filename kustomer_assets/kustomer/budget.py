@@ -18,6 +18,9 @@ sliding window, so no window the server counts can hold more) and follows what e
   until the reset instead of being sent into a 429. What the server reported is reduced by every
   request it may not have counted yet (sent after the reporting one, or still in flight when the
   report arrived), so threads sharing the budget cannot overshoot it either.
+
+Threads share it fairly enough for a by-id phase to run beside a searching step: while searches
+are being sent, other requests leave room in the org window for them (`_org_limit_for`).
 """
 
 from __future__ import annotations
@@ -118,7 +121,9 @@ class SlidingWindow:
         self.limit = min(self.configured, server_limit) if known else self.configured
         self.window = min(window, self.span)
 
-    def wait_time(self, now: float) -> float:
+    def wait_time(self, now: float, limit: int | None = None) -> float:
+        """Seconds until one more event fits; `limit`: a lower limit for this event."""
+        limit = self.limit if limit is None else max(1, min(limit, self.limit))
         while self._events and self._events[0] <= now - self.span:
             self._events.popleft()
         inside = 0
@@ -126,10 +131,10 @@ class SlidingWindow:
             if moment <= now - self.window:
                 break
             inside += 1
-        if inside < self.limit:
+        if inside < limit:
             return 0.0
         # The event whose expiry lets one more in: the limit-th newest.
-        return max(0.0, self._events[len(self._events) - self.limit] + self.window - now)
+        return max(0.0, self._events[len(self._events) - limit] + self.window - now)
 
     def record(self, now: float) -> None:
         self._events.append(now)
@@ -238,6 +243,7 @@ class RateBudget:
         it happens rather than explained after it."""
         self._lock = threading.Lock()
         self._blocked_until = float("-inf")
+        self._last_search = float("-inf")
         self._seq = 0
         self.last_remaining: int | None = None
         """The server's latest x-ratelimit-remaining, for progress logs."""
@@ -264,7 +270,7 @@ class RateBudget:
                 views = self._views(kind)
                 for view in views:
                     view.roll(now)
-                org_wait = self.org.wait_time(now)
+                org_wait = self.org.wait_time(now, self._org_limit_for(kind, now))
                 search_wait = self.search.wait_time(now) if kind == SEARCH else 0.0
                 server_wait = max(view.wait(now, self.reserve) for view in views)
                 wait = max(org_wait, search_wait, server_wait, self._blocked_until - now, 0.0)
@@ -273,6 +279,7 @@ class RateBudget:
                     self.org.record(now)
                     if kind == SEARCH:
                         self.search.record(now)
+                        self._last_search = now
                     for view in views:
                         view.pending[self._seq] = (now, False)
                     return Ticket(self._seq, kind, waited)
@@ -282,6 +289,16 @@ class RateBudget:
             self._sleep_out(wait)
             waited += wait
         raise RuntimeError("rate budget clock never advanced")  # pragma: no cover
+
+    def _org_limit_for(self, kind: str, now: float) -> int | None:
+        """The org window's limit for a request of `kind`: while searches are being sent (one
+        in the past search window), other requests leave room in it for the searches the
+        search budget allows, so a by-id thread beside a searching step (see
+        `assets/background.py`) cannot starve it of org tickets; at most half of the org's,
+        so a search share as large as the org's still leaves the other half."""
+        if kind == SEARCH or now - self._last_search >= self.search.window:
+            return None
+        return self.org.limit - min(self.search.limit, self.org.limit // 2)
 
     def acquire(self, kind: str = ORG) -> float:
         """`take` for a caller that reads no answers: the seconds spent waiting."""

@@ -53,6 +53,24 @@ def test_search_budget_counts_against_org_too() -> None:
     assert budget2.acquire(ORG) == pytest.approx(60.0)
 
 
+def test_other_requests_leave_searches_their_room_in_the_org_window() -> None:
+    """A by-id thread beside a searching step must not take the org tickets the searches need
+    (see `assets/background.py`); without searches it has the whole org window."""
+    clock = FakeClock()
+    alone = _budget(clock, org=10, search=3)
+    assert [alone.acquire(ORG) for _ in range(10)] == [0] * 10
+    budget = _budget(clock, org=10, search=3)
+    budget.acquire(SEARCH)
+    assert [budget.acquire(ORG) for _ in range(6)] == [0] * 6  # 10 - 3 for the others
+    assert budget.acquire(SEARCH) == 0 and budget.acquire(SEARCH) == 0  # the room was kept
+    clock.now = 1.0
+    assert budget.acquire(ORG) == pytest.approx(59.0)
+    later = _budget(clock, org=10, search=3)
+    later.acquire(SEARCH)
+    clock.now += 61.0  # a search window after the last search: the room is given back
+    assert [later.acquire(ORG) for _ in range(10)] == [0] * 10
+
+
 @pytest.mark.parametrize(
     ("reset", "expected"),
     [("10", 10.0), (str(1_800_000_000 + 25), 25.0), (str((1_800_000_000 + 5) * 1000), 5.0)],
