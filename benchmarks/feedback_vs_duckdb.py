@@ -26,6 +26,11 @@ Timed, in one process, one after the other:
 3. a 1% change: new versions of 1% of the conversations, written by the real writer
    (`DeltaStore.replace_days` for the next day, as a daily sync would), then the incremental
    refresh the asset runs: `find_changes` -> `build_feedback(store, ids)` -> `merge_changes`.
+   Twice, on the same tables: first with the changed conversations spread uniformly over all
+   history (`incremental`: every creation month is touched, so delta-rs' copy-on-write merge
+   rewrites every partition of feedback), then, on the day after, the realistic case
+   (`incremental_recent`): the 1% most recently created conversations, since conversations
+   change while they are active and those a refresh finds changed are overwhelmingly recent.
 
 Both engines use every core (`--threads`, default all). `--repeat N` runs the two full builds N
 times and keeps the fastest of each.
@@ -341,7 +346,9 @@ base AS (
     SELECT
         id AS conversation_id, created_at, updated_at, first_response_at, first_done_at,
         last_done_at, status, channels, direction, priority, name AS subject, customer_id,
-        reopen_count, ended_reason, tag_ids, assigned_user_ids, assigned_team_ids, brand_id,
+        reopen_count, ended_reason,
+        CAST(date_trunc('month', created_at AT TIME ZONE 'UTC') AS DATE) AS created_month,
+        tag_ids, assigned_user_ids, assigned_team_ids, brand_id,
         CASE WHEN satisfaction_score != 0 THEN satisfaction_score END AS csat_score,
         round(first_response_time / 60000.0, 2) AS first_response_minutes,
         round(first_response_business_time / 60000.0, 2) AS first_response_business_minutes,
@@ -537,19 +544,20 @@ def timed(step: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - began
 
 
-def change_one_percent(store: DeltaStore, share: float) -> dict[str, Any]:
-    """New versions of `share` of the live conversations, dated the day after the history,
-    written by the real writer as that day's sync would write them."""
+def change_conversations(
+    store: DeltaStore, share: float, days_after: int, recent: bool
+) -> dict[str, Any]:
+    """New versions of `share` of the conversations, dated `days_after` days after the history,
+    written by the real writer as that day's sync would write them: chosen uniformly (by a
+    hash of the id), or the most recently created ones (`recent`)."""
     spec = ENTITIES_BY_NAME["conversations"]
-    current = (
-        store.scan("conversations")
-        .sort("updated_at")
-        .group_by("id")
-        .last()
-        .filter(pl.col("id").hash(99) % 10_000 < share * 10_000)
-        .collect()
-    )
-    day = (NOW + timedelta(days=1)).date()
+    latest = store.scan("conversations").sort("updated_at").group_by("id").last()
+    if recent:
+        count = round(share * latest.select(pl.len()).collect().item())
+        current = latest.top_k(count, by=["created_at", "id"]).collect()
+    else:
+        current = latest.filter(pl.col("id").hash(99) % 10_000 < share * 10_000).collect()
+    day = (NOW + timedelta(days=days_after)).date()
     changed = current.with_columns(
         pl.lit(datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=9))
         .cast(TS)
@@ -563,7 +571,64 @@ def change_one_percent(store: DeltaStore, share: float) -> dict[str, Any]:
     ) as w:
         w.add(changed)
         summary = w.commit()
-    return {"conversations": summary.rows, "write_seconds": round(time.perf_counter() - began, 2)}
+    return {
+        "conversations": summary.rows,
+        "write_seconds": round(time.perf_counter() - began, 2),
+        "created_from": current["created_at"].min().isoformat(),  # type: ignore[union-attr]
+    }
+
+
+def partitions(store: DeltaStore) -> dict[str, set[str]]:
+    """Feedback's data files by partition folder."""
+    files: dict[str, set[str]] = {}
+    for uri in DeltaTable(store.uri(FEEDBACK)).file_uris():
+        files.setdefault(uri.rsplit("/", 2)[-2], set()).add(uri)
+    return files
+
+
+def refresh(
+    store: DeltaStore, change: dict[str, Any], share: float, full_total: float, ours_full: float
+) -> dict[str, Any]:
+    """The asset's incremental refresh after `change`, timed step by step, with the feedback
+    partitions whose files the merge rewrote."""
+    before = partitions(store)
+    found, find_seconds = timed(lambda: find_changes(store, FEEDBACK))
+    ids = found.conversation_ids
+    rebuilt, build_seconds = timed(lambda: build_feedback(store, ids))
+    _, merge_seconds = timed(
+        lambda: merge_changes(store, FEEDBACK, rebuilt, ids, found.input_versions)
+    )
+    after = partitions(store)
+    rewritten = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    incremental = find_seconds + build_seconds + merge_seconds
+    return {
+        "change_share": share,
+        "changed_conversations": change["conversations"],
+        "changed_created_from": change["created_from"],
+        "change_write_seconds": change["write_seconds"],
+        "conversations_rebuilt": len(ids),
+        "mode": "full" if found.full else "incremental",
+        "find_seconds": round(find_seconds, 2),
+        "build_seconds": round(build_seconds, 2),
+        "merge_seconds": round(merge_seconds, 2),
+        "total_seconds": round(incremental, 2),
+        "ratio_of_full_build_with_write": round(incremental / full_total, 4),
+        "ratio_of_full_join": round(incremental / ours_full, 4),
+        "partitions_rewritten": len(rewritten),
+        "partitions": len(after),
+    }
+
+
+def report(label: str, inc: dict[str, Any]) -> None:
+    print(
+        f"{inc['change_share']:.0%} change, {label} ({inc['changed_conversations']:,} "
+        f"conversations created from {inc['changed_created_from'][:10]}, written in "
+        f"{inc['change_write_seconds']:.2f} s): find {inc['find_seconds']:.2f} s + build "
+        f"{inc['build_seconds']:.2f} s + merge {inc['merge_seconds']:.2f} s = "
+        f"{inc['total_seconds']:.2f} s -> {inc['ratio_of_full_build_with_write']:.1%} of the "
+        f"full build with its write ({inc['ratio_of_full_join']:.1%} of the join alone); "
+        f"{inc['partitions_rewritten']} of {inc['partitions']} feedback partitions rewritten"
+    )
 
 
 def main() -> None:
@@ -649,22 +714,14 @@ def run(args: argparse.Namespace, sizes: dict[str, int], root: Path) -> dict[str
         + ("" if check["equal"] else f" (differ: {check.get('differing')})")
     )
 
-    change = change_one_percent(store, args.change)
-    found, find_seconds = timed(lambda: find_changes(store, FEEDBACK))
-    ids = found.conversation_ids
-    rebuilt, build_seconds = timed(lambda: build_feedback(store, ids))
-    _, merge_seconds = timed(
-        lambda: merge_changes(store, FEEDBACK, rebuilt, ids, found.input_versions)
-    )
-    incremental = find_seconds + build_seconds + merge_seconds
     full_total = ours_full + write_full_seconds
-    print(
-        f"{args.change:.0%} change ({change['conversations']:,} conversations, written in "
-        f"{change['write_seconds']:.2f} s): find {find_seconds:.2f} s + build "
-        f"{build_seconds:.2f} s + merge {merge_seconds:.2f} s = {incremental:.2f} s -> "
-        f"{incremental / full_total:.1%} of the full build with its write "
-        f"({incremental / ours_full:.1%} of the join alone)"
-    )
+    uniform = change_conversations(store, args.change, days_after=1, recent=False)
+    incremental = refresh(store, uniform, args.change, full_total, ours_full)
+    report("uniform over all history", incremental)
+    peaks["incremental"] = peak_mb()
+    recent = change_conversations(store, args.change, days_after=2, recent=True)
+    incremental_recent = refresh(store, recent, args.change, full_total, ours_full)
+    report("the most recently created (realistic)", incremental_recent)
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "sizes": sizes,
@@ -686,21 +743,10 @@ def run(args: argparse.Namespace, sizes: dict[str, int], root: Path) -> dict[str
             "rows": feedback_rows,
             "same_result": check,
         },
-        "incremental": {
-            "change_share": args.change,
-            "changed_conversations": change["conversations"],
-            "change_write_seconds": change["write_seconds"],
-            "conversations_rebuilt": len(ids),
-            "mode": "full" if found.full else "incremental",
-            "find_seconds": round(find_seconds, 2),
-            "build_seconds": round(build_seconds, 2),
-            "merge_seconds": round(merge_seconds, 2),
-            "total_seconds": round(incremental, 2),
-            "ratio_of_full_build_with_write": round(incremental / full_total, 4),
-            "ratio_of_full_join": round(incremental / ours_full, 4),
-        },
+        "incremental": incremental,
+        "incremental_recent": incremental_recent,
         "peak_rss_mb": peak_mb(),
-        "peak_rss_mb_after": {**peaks, "incremental": peak_mb()},
+        "peak_rss_mb_after": {**peaks, "incremental_recent": peak_mb()},
     }
 
 

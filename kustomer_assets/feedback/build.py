@@ -6,6 +6,19 @@ a build of a few hundred conversations joins a few hundred conversations' rows, 
 history; a full build reads every table unfiltered and leaves the rows of conversations it
 does not build to its left joins (a filter by every id costs more than the join).
 
+An incremental build also reads only the days that can hold the conversations' records. The
+raw tables are partitioned by the UTC day of each record's `updated_at`, and nothing of a
+conversation is updated before it was created: each of its versions is stamped at or after
+the creation time it states, a message is sent in it, a note written on it, a survey answered
+about it. So the days before the earliest creation day any version of the conversations built
+states (less `SKEW_DAYS`, for clocks that disagree) hold none of their versions, messages,
+notes or CSAT responses, and are not read. Finding that day reads two columns of the
+conversations; the full read of the conversations, and those of their messages, notes and
+responses, then skip the older days. For the recent conversations a refresh mostly rebuilds
+that is a few days out of the whole history. The emulator generates its records that way; a
+conversation of unknown creation time reads every day. Customers, agents, teams, tags and
+brands are read whole: they may have been updated before any conversation named them.
+
 Records Kustomer no longer returns (`removed_records`) are left out: a removed conversation has
 no row, removed messages and notes leave its transcript and notes, a removed customer's profile
 is not joined, and a conversation whose customer was merged into another shows the survivor
@@ -16,6 +29,7 @@ sync brings it, so the row does not change again when it arrives.
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -30,8 +44,14 @@ from kustomer_assets.entities import (
     TEAMS,
     USERS,
 )
-from kustomer_assets.feedback.columns import FEEDBACK, column_descriptions, written_schema
-from kustomer_assets.lake import DeltaStore
+from kustomer_assets.feedback.columns import (
+    CREATED_MONTH,
+    FEEDBACK,
+    column_descriptions,
+    created_month,
+    written_schema,
+)
+from kustomer_assets.lake import PARTITION_COLUMN, DeltaStore
 from kustomer_assets.removals import REMOVED_RECORDS
 
 CONVERSATION_COLUMNS = {
@@ -60,17 +80,30 @@ CUSTOMER_COLUMNS = {
     "time_zone": "customer_time_zone",
 }
 
+SKEW_DAYS = 1
+"""Days read before the earliest creation day of the conversations built: a record stamped by
+a clock a little behind the one that created its conversation still lands in a day read."""
+
 TRANSCRIPT_ENTRY = pl.Struct(
     {"sent_at": pl.Datetime("us", "UTC"), "direction": pl.Utf8, "speaker": pl.Utf8, "text": pl.Utf8}
 )
 
 
-def current(store: DeltaStore, table: str, ids: Collection[str] | None = None, on: str = "id"):
+def current(
+    store: DeltaStore,
+    table: str,
+    ids: Collection[str] | None = None,
+    on: str = "id",
+    since: date | None = None,
+):
     """Latest version per id of `table`, limited to rows whose `on` column is in `ids`
-    (None: every row, unfiltered)."""
+    (None: every row, unfiltered) and, with `since`, to the daily partitions from that day on
+    (the caller knows no current version of what it wants is older)."""
     if not store.exists(table):
         return None
     frame = store.scan(table)
+    if since is not None:
+        frame = frame.filter(pl.col(PARTITION_COLUMN) >= since)
     if ids is not None:
         wanted = pl.LazyFrame({on: list(ids)}, schema={on: frame.collect_schema()[on]})
         frame = frame.join(wanted.unique(), on=on, how="semi")
@@ -135,15 +168,41 @@ def _minutes(milliseconds: pl.Expr) -> pl.Expr:
     return (milliseconds.cast(pl.Float64) / 60_000).round(2)
 
 
+def first_day_to_read(store: DeltaStore, conversation_ids: Collection[str]) -> date | None:
+    """The first daily partition that can hold a version, message, note or CSAT response of
+    `conversation_ids`: the earliest creation day any stored version of them states (a
+    creation time that was ever corrected stays safe), less `SKEW_DAYS`. None (read every day)
+    when a version has no creation time, or none of them is stored."""
+    if not store.exists(CONVERSATIONS.name):
+        return None
+    wanted = pl.LazyFrame({"id": list(conversation_ids)}, schema={"id": pl.Utf8})
+    created = (
+        store.scan(CONVERSATIONS.name)
+        .join(wanted, on="id", how="semi")
+        .select(
+            pl.col("created_at").min().alias("first"),
+            pl.col("created_at").is_null().any().alias("unknown"),
+        )
+        .collect()
+    )
+    first, unknown = created.row(0)
+    if first is None or unknown:
+        return None
+    return first.date() - timedelta(days=SKEW_DAYS)
+
+
 def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) -> pl.DataFrame:
     """Feedback rows for `conversation_ids` (None: every conversation), live ones only."""
-    conversations = current(store, CONVERSATIONS.name, conversation_ids)
+    full = conversation_ids is None
+    since = None if full else first_day_to_read(store, conversation_ids)
+    conversations = current(store, CONVERSATIONS.name, conversation_ids, since=since)
     if conversations is None:
         return pl.DataFrame()
     conversations = _live(_without_removed(store, conversations, CONVERSATIONS.name))
     conversations = _surviving_customer(store, conversations)
     base = conversations.select(
         *[pl.col(src).alias(dst) for src, dst in CONVERSATION_COLUMNS.items()],
+        created_month(pl.col("created_at")).alias(CREATED_MONTH),
         pl.col("tag_ids"),
         pl.col("assigned_user_ids"),
         pl.col("assigned_team_ids"),
@@ -165,16 +224,15 @@ def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) 
     # A full build reads every row of the other tables: the left joins below drop the rows of
     # conversations not built, and a filter by every id would cost more than the join (an
     # `is_in` pushed into the scans of 100k ids is tested file by file).
-    full = conversation_ids is None
     ids = None if full else base["conversation_id"].to_list()
     customer_ids = None if full else base["customer_id"].drop_nulls().unique().to_list()
     frame = base.lazy()
     frame = _join_customers(store, frame, customer_ids)
     users = current(store, USERS.name)  # agents: the assignee and the transcript's speakers
     frame = _join_names(store, frame, users)
-    frame = _join_messages(store, frame, ids, users)
-    frame = _join_notes(store, frame, ids)
-    frame = _join_csat(store, frame, ids)
+    frame = _join_messages(store, frame, ids, users, since)
+    frame = _join_notes(store, frame, ids, since)
+    frame = _join_csat(store, frame, ids, since)
     return (
         frame.drop("tag_ids", "assigned_user_ids", "assigned_team_ids", "brand_id")
         .sort("conversation_id")
@@ -246,10 +304,14 @@ def _agent(frame: pl.LazyFrame, users: pl.LazyFrame | None) -> pl.LazyFrame:
 
 
 def _join_messages(
-    store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | None, users: pl.LazyFrame | None
+    store: DeltaStore,
+    frame: pl.LazyFrame,
+    ids: list[str] | None,
+    users: pl.LazyFrame | None,
+    since: date | None,
 ) -> pl.LazyFrame:
     """Counts, first inbound text and the ordered transcript; speaker is the agent's name."""
-    messages = current(store, MESSAGES.name, ids, on="conversation_id")
+    messages = current(store, MESSAGES.name, ids, on="conversation_id", since=since)
     empty = [
         pl.lit(0, pl.UInt32).alias("message_count_in"),
         pl.lit(0, pl.UInt32).alias("message_count_out"),
@@ -313,8 +375,10 @@ def _join_messages(
     )
 
 
-def _join_notes(store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | None) -> pl.LazyFrame:
-    notes = current(store, NOTES.name, ids, on="conversation_id")
+def _join_notes(
+    store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | None, since: date | None
+) -> pl.LazyFrame:
+    notes = current(store, NOTES.name, ids, on="conversation_id", since=since)
     if notes is None:
         return frame.with_columns(pl.lit(None, pl.Utf8).alias("internal_notes_text"))
     per_conversation = (
@@ -326,10 +390,12 @@ def _join_notes(store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | None) -
     return frame.join(per_conversation, on="conversation_id", how="left")
 
 
-def _join_csat(store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | None) -> pl.LazyFrame:
+def _join_csat(
+    store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | None, since: date | None
+) -> pl.LazyFrame:
     """CSAT score as Kustomer keeps it on the conversation; rating and comment from the
     response when it was fetched, the rating from the conversation otherwise."""
-    responses = current(store, SATISFACTION.name, ids, on="conversation_id")
+    responses = current(store, SATISFACTION.name, ids, on="conversation_id", since=since)
     if responses is not None:
         latest = (
             responses.sort("conversation_id", "updated_at", "id")
@@ -352,4 +418,12 @@ def _join_csat(store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | None) ->
     ).drop("_rating", "conversation_satisfaction_rating")
 
 
-__all__ = ["FEEDBACK", "build_feedback", "column_descriptions", "current", "written_schema"]
+__all__ = [
+    "CREATED_MONTH",
+    "FEEDBACK",
+    "build_feedback",
+    "column_descriptions",
+    "current",
+    "first_day_to_read",
+    "written_schema",
+]

@@ -11,9 +11,31 @@ from kustomer_assets.entities import CONVERSATIONS, CUSTOMERS
 
 FEEDBACK = "feedback"
 
+CREATED_MONTH = "created_month"
+"""Feedback's partition column: the first day of the UTC month the conversation was created in.
+
+Why by creation month: a refresh rebuilds the conversations that changed since the last one,
+which are overwhelmingly recent ones, and delta-rs' merge rewrites every file it touches whole;
+partitioned by creation month, it rewrites the current month's files, not the table. Why
+months and not days (measured on the benchmark's feedback, 100k and 1M rows over 180 days): by
+day, a refresh of the latest 1% merged 1.6-2x faster, but a full write took up to 2x longer at
+100k, a 1% change spread over all history merged slower, and analysts' aggregates over the
+table read 5-6x slower from 181 small files; a month is a file worth reading."""
+
+
+def created_month(created_at: pl.Expr) -> pl.Expr:
+    """`CREATED_MONTH` of a UTC `created_at`: null when the creation time is unknown (delta-rs
+    keeps those rows in the null partition)."""
+    return created_at.dt.truncate("1mo").dt.date()
+
+
 DESCRIPTIONS = {
     "conversation_id": "Kustomer conversation id; one row each.",
     "created_at": "When the conversation started (UTC).",
+    CREATED_MONTH: (
+        "Month the conversation was created (UTC), as the month's first day; null when Kustomer "
+        "gave no creation time. The table is partitioned by it, so filter on it to read less."
+    ),
     "updated_at": "Last change to the conversation in Kustomer (UTC).",
     "first_response_at": "First agent reply (UTC).",
     "first_done_at": "When first marked done (UTC).",

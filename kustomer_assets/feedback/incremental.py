@@ -25,6 +25,11 @@ conversations show the survivor's profile).
 
 Why the table's own commit history and not a side file: the state then moves atomically with
 the data it describes; a build that dies before committing leaves the previous state in place.
+
+Layout: feedback is partitioned by `CREATED_MONTH`, so that a merge (copy-on-write in delta-rs)
+rewrites only the months of the conversations it rebuilds or removes, which are mostly the
+latest. A feedback table laid out otherwise (written unpartitioned by an older version) is
+rebuilt in full once, never merged into.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from kustomer_assets.entities import CONVERSATIONS, ENTITIES, EntitySpec, Join
+from kustomer_assets.feedback.columns import CREATED_MONTH
 from kustomer_assets.lake import DeltaStore
 from kustomer_assets.lake.versions import VersionGone
 from kustomer_assets.removals import REMOVED_RECORDS
@@ -46,6 +52,9 @@ HUB: EntitySpec = CONVERSATIONS
 
 CONVERSATION_KEY = "conversation_id"
 """Feedback's key: the conversation each row is."""
+
+LAYOUT = [CREATED_MONTH]
+"""Feedback's partition columns."""
 
 
 @dataclass(frozen=True)
@@ -117,8 +126,26 @@ def last_build_state(store: DeltaStore, table: str) -> dict[str, int] | None:
     return None if note is None else {k: int(v) for k, v in json.loads(note).items()}
 
 
+def layout_problem(store: DeltaStore, table: str) -> str | None:
+    """Why the existing feedback `table` cannot be merged into (laid out other than `LAYOUT`,
+    as older versions wrote it); None when it can, or does not exist."""
+    if not store.exists(table):
+        return None
+    found = store.partition_columns(table)
+    if found == LAYOUT:
+        return None
+    laid_out = "unpartitioned" if not found else f"partitioned by {', '.join(found)}"
+    return (
+        f"the table is {laid_out}, as an older version wrote it; rebuilding it once, "
+        f"partitioned by {', '.join(LAYOUT)}"
+    )
+
+
 def find_changes(store: DeltaStore, feedback_table: str) -> ChangeSet:
     now = input_versions(store)
+    relayout = layout_problem(store, feedback_table)
+    if relayout is not None:
+        return ChangeSet(full=True, reason=relayout, input_versions=now)
     built_from = last_build_state(store, feedback_table)
     if built_from is None:
         return ChangeSet(full=True, reason="no earlier build", input_versions=now)
@@ -141,11 +168,11 @@ def changed_rows(
     store: DeltaStore, table: str, old_version: int | None, new_version: int
 ) -> pl.DataFrame | None:
     """Rows whose (id, updated_at) appears on one side only; None when it cannot be told."""
+    if old_version == new_version:
+        return pl.DataFrame()  # before listing any files: most inputs did not change
     new_files = store.files_at(table, new_version)
     old_files: set[str] = set()
     if old_version is not None:
-        if old_version == new_version:
-            return pl.DataFrame()
         try:
             old_files = store.files_at(table, old_version)
         except VersionGone:  # the log entry was cleaned up
@@ -225,10 +252,11 @@ def note_for(versions: dict[str, int]) -> dict[str, str]:
 
 
 def write_full(store: DeltaStore, table: str, rows: pl.DataFrame, versions: dict[str, int]) -> None:
-    """Replace the whole feedback table (first build, or when changes cannot be told), in one
-    commit carrying the state note; the lake creates the table once first, so two first
-    builds at once (an automation tick beside a manual build) cannot double the rows."""
-    store.overwrite(table, rows, note_for(versions))
+    """Replace the whole feedback table (first build, when changes cannot be told, or to lay
+    out a table an older version wrote), partitioned by `LAYOUT`, in one commit carrying the
+    state note; the lake creates the table once first, so two first builds at once (an
+    automation tick beside a manual build) cannot double the rows."""
+    store.overwrite(table, rows, note_for(versions), partition_by=LAYOUT)
 
 
 def merge_changes(
@@ -241,7 +269,12 @@ def merge_changes(
     """Upsert the rebuilt conversations and drop those no longer live; returns rows removed.
 
     One commit carries both and the state note, so a build that dies halfway leaves the
-    earlier state, and the next build redoes these conversations."""
+    earlier state, and the next build redoes these conversations. The merge reads and
+    rewrites only the months touched: those of the rows, and those the rebuilt or removed
+    conversations sit in now (a conversation whose creation time moved leaves its old month).
+    The lake refuses a table laid out otherwise (`find_changes` rebuilds it in full instead)."""
     live = set(rows[CONVERSATION_KEY].to_list()) if CONVERSATION_KEY in rows.columns else set()
     gone = rebuilt - live
-    return store.upsert(table, rows, CONVERSATION_KEY, gone, note_for(versions))
+    return store.upsert(
+        table, rows, CONVERSATION_KEY, gone, note_for(versions), partition_by=CREATED_MONTH
+    )

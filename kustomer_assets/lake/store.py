@@ -210,9 +210,16 @@ class DeltaStore:
 
     # --- small derived tables, written whole or by key -------------------------------------------
 
-    def overwrite(self, table: str, rows: pl.DataFrame, note: dict[str, str] | None) -> None:
-        """Make `table` exactly `rows`, in one commit carrying `note`."""
-        tables.overwrite_table(self.uri(table), rows, note, self.storage_options)
+    def overwrite(
+        self,
+        table: str,
+        rows: pl.DataFrame,
+        note: dict[str, str] | None,
+        partition_by: list[str] | None = None,
+    ) -> None:
+        """Make `table` exactly `rows`, in one commit carrying `note`, partitioned by
+        `partition_by` when given (None: as it is, unpartitioned when new)."""
+        tables.overwrite_table(self.uri(table), rows, note, self.storage_options, partition_by)
 
     def upsert(
         self,
@@ -221,10 +228,19 @@ class DeltaStore:
         key: str,
         delete: Collection[str],
         note: dict[str, str] | None,
+        partition_by: str | None = None,
     ) -> int:
         """Upsert `rows` by `key` and remove the rows whose `key` is in `delete`, in one commit
-        carrying `note`; returns the rows removed (see `tables.upsert_rows`)."""
-        return tables.upsert_rows(self.uri(table), rows, key, delete, note, self.storage_options)
+        carrying `note`; returns the rows removed. `partition_by`: the table's partition
+        column, so that only the partitions touched are rewritten (see `tables.upsert_rows`)."""
+        return tables.upsert_rows(
+            self.uri(table), rows, key, delete, note, self.storage_options, partition_by
+        )
+
+    def partition_columns(self, table: str) -> list[str]:
+        """The columns `table` is partitioned by (none: unpartitioned)."""
+        metadata = DeltaTable(self.uri(table), storage_options=self.storage_options).metadata()
+        return list(metadata.partition_columns)
 
     def scan(self, table: str) -> pl.LazyFrame:
         """Lazy scan, so filters on `partition_date` prune files before anything is read."""

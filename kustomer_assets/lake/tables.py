@@ -1,4 +1,4 @@
-"""Small unpartitioned tables: rewritten by group, upserted by key, or overwritten whole.
+"""Small or derived tables: rewritten by group, upserted by key, or overwritten whole.
 
 `replace_rows_where` replaces every row whose key column holds one of some values, in one
 commit. Why a group and not the whole table: a run that could only look at some groups (one of them
@@ -8,7 +8,10 @@ rewrite that changes nothing would still add a table version, and readers that d
 
 `upsert_rows` and `overwrite_table` keep a derived table (feedback) current: an upsert of the
 rebuilt rows with the deletion of the rows no longer live, or a whole rewrite, each in one
-commit whose note records what the table was built from.
+commit whose note records what the table was built from. delta-rs' merge is copy-on-write (it
+writes no deletion vectors): every file holding a matched row is rewritten whole. On a table
+partitioned by a column of the rows, the upsert therefore names the partitions it touches, so
+that only their files are read and rewritten.
 """
 
 from __future__ import annotations
@@ -105,22 +108,77 @@ def overwrite_table(
     rows: pl.DataFrame,
     note: dict[str, str] | None = None,
     storage_options: dict[str, str] | None = None,
+    partition_by: list[str] | None = None,
 ) -> None:
-    """Make the table exactly `rows` (schema included), in one commit carrying `note`.
+    """Make the table exactly `rows` (schema included), in one commit carrying `note`;
+    partitioned by `partition_by` when given (an existing table laid out otherwise is
+    re-laid out; None keeps an existing table's partitioning).
 
     Two first writes at once (an automation tick beside a manual build) would both find no
     table and double the rows; creating it once first gives the second a table to conflict
     with (see `create_table_once`)."""
     arrow = rows.to_arrow()
-    create_table_once(uri, arrow.schema, None, storage_options)
+    create_table_once(uri, arrow.schema, partition_by, storage_options)
     write_deltalake(
         uri,
         arrow,
         mode="overwrite",
         schema_mode="overwrite",
+        partition_by=partition_by,
         storage_options=storage_options,
         commit_properties=_properties(note),
     )
+
+
+def _in_partitions(column: str, values: Collection[object]) -> str:
+    """SQL naming the partitions of `column` whose values are `values` as literals, null
+    included (a null partition matches no `IN` list); FALSE when there are none."""
+    present = [value for value in values if value is not None]
+    terms = [f"{column} IN ({_quoted(present)})"] if present else []
+    if len(present) < len(values):
+        terms.append(f"{column} IS NULL")
+    return f"({' OR '.join(terms)})" if terms else "FALSE"
+
+
+def _partitions_touched(
+    target: pl.LazyFrame, rows: pl.DataFrame, key: str, keys: list[str], column: str
+) -> list[object]:
+    """Values of the partition `column` an upsert touches: those of `rows`, and those under
+    which the `target` table holds `keys` now -- a row that moves partition, or is deleted,
+    is found where it lives, not where its new version goes."""
+    living = target.filter(pl.col(key).is_in(keys)).select(column)
+    if column in rows.columns and not rows.is_empty():
+        living = pl.concat([living, rows.lazy().select(column)], how="vertical_relaxed")
+    return living.unique().collect()[column].to_list()
+
+
+def _merge_predicate(
+    uri: str,
+    table: DeltaTable,
+    rows: pl.DataFrame,
+    key: str,
+    keys: list[str],
+    partition_by: str | None,
+    storage_options: dict[str, str] | None,
+) -> str:
+    """Match on `key`; on a table partitioned by `partition_by`, within the partitions touched
+    only, named as literals: delta-rs skips the files of the partitions a literal rules out,
+    and reads every file for a predicate on the key alone.
+
+    The partitions are looked up at the version the merge runs on (`table`'s), read by URI:
+    polars reads a DeltaTable object's files without the storage options an object store
+    may need."""
+    on_key = f"t.{key} = s.{key}"
+    if partition_by is None:
+        return on_key
+    layout = list(table.metadata().partition_columns)
+    if layout != [partition_by]:
+        raise ValueError(
+            f"not merged into: partitioned by {layout or 'nothing'}, not {partition_by}"
+        )
+    target = pl.scan_delta(uri, version=table.version(), storage_options=storage_options)
+    touched = _partitions_touched(target, rows, key, keys, partition_by)
+    return f"{_in_partitions(f't.{partition_by}', touched)} AND {on_key}"
 
 
 def upsert_rows(
@@ -130,6 +188,7 @@ def upsert_rows(
     delete: Collection[str],
     note: dict[str, str] | None = None,
     storage_options: dict[str, str] | None = None,
+    partition_by: str | None = None,
 ) -> int:
     """In ONE commit carrying `note`: each row of `rows` replaces the table's rows with its
     `key` (or is added), and the rows whose `key` is in `delete` are removed. Returns the rows
@@ -138,7 +197,13 @@ def upsert_rows(
     Why one commit: a reader of the commit notes (the state of an incremental build) must
     never see the upserts without the deletions, or the note on a half-applied change. The
     deletions ride in the merge's source as rows holding only their key; `rows` must hold
-    none of those keys. New columns of `rows` are added to the table."""
+    none of those keys. New columns of `rows` are added to the table.
+
+    `partition_by`: the table's partition column, which `rows` carry. The merge predicate then
+    names as literals the partitions touched (see `_partitions_touched`), so delta-rs reads
+    and rewrites only their files; a row may change partition. A table not partitioned by
+    exactly that column is refused (ValueError) before anything is written: the partitions
+    named would not be where its rows are."""
     doomed = sorted({value for value in delete if value is not None})  # null matches nothing
     if rows.is_empty() and not doomed:
         return 0
@@ -147,9 +212,12 @@ def upsert_rows(
         raise ValueError(f"{key}: rows both upserted and deleted: {sorted(kept & set(doomed))}")
     markers = pl.DataFrame({key: doomed}, schema={key: rows.schema.get(key, pl.Utf8)})
     source = markers if rows.is_empty() else pl.concat([rows, markers], how="diagonal_relaxed")
-    merge = DeltaTable(uri, storage_options=storage_options).merge(
+    table = DeltaTable(uri, storage_options=storage_options)
+    merge = table.merge(
         source.to_arrow(),
-        predicate=f"t.{key} = s.{key}",
+        predicate=_merge_predicate(
+            uri, table, rows, key, [*kept, *doomed], partition_by, storage_options
+        ),
         source_alias="s",
         target_alias="t",
         merge_schema=True,

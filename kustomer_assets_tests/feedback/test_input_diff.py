@@ -30,7 +30,7 @@ from kustomer_assets.entities import (
     Join,
 )
 from kustomer_assets.feedback import incremental
-from kustomer_assets.feedback.build import FEEDBACK
+from kustomer_assets.feedback.build import CREATED_MONTH, FEEDBACK
 from kustomer_assets.feedback.incremental import (
     INPUTS,
     find_changes,
@@ -134,7 +134,14 @@ def record(record_id: str, hour: int = 1) -> dict:
 
 
 def feedback_rows(*ids: str, version: int = 1) -> pl.DataFrame:
-    return pl.DataFrame({"conversation_id": list(ids), "built": [version] * len(ids)})
+    """Stand-in feedback rows: the key, the partition column, a version marker."""
+    return pl.DataFrame(
+        {
+            "conversation_id": list(ids),
+            CREATED_MONTH: [DAY.replace(day=1)] * len(ids),
+            "built": [version] * len(ids),
+        }
+    )
 
 
 def changed(store: DeltaStore) -> set[str]:
@@ -252,7 +259,10 @@ def test_merging_changes_upserts_and_removes_in_one_commit_with_the_state(
     assert store.version(FEEDBACK) == before + 1
     assert last_build_state(store, FEEDBACK) == versions
     table = store.scan(FEEDBACK).collect().sort("conversation_id")
-    assert table.rows() == [("c1", 2, "new"), ("c3", 1, None)]
+    assert table.select("conversation_id", "built", "extra").rows() == [
+        ("c1", 2, "new"),
+        ("c3", 1, None),
+    ]
     assert changed(store) == set()
 
 

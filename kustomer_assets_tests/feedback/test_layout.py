@@ -1,0 +1,329 @@
+"""Feedback partitioned by creation month: an incremental refresh rewrites only the months it
+touches and still equals a full rebuild, on real Delta tables written by the lake's writer.
+
+The raw tables hold conversations created in September, October and November 2026 (and one
+whose creation time is unknown), with messages, notes and CSAT responses dated after them.
+Each test changes some records, runs the refresh the asset runs (`find_changes` ->
+`build_feedback(store, ids)` -> `merge_changes`) and compares the table with a full rebuild
+of the same inputs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+from deltalake import DeltaTable
+
+from kustomer_assets.assets.feedback import feedback
+from kustomer_assets.entities import (
+    CONVERSATIONS,
+    CUSTOMERS,
+    MESSAGES,
+    NOTES,
+    SATISFACTION,
+    EntitySpec,
+)
+from kustomer_assets.feedback.build import CREATED_MONTH, FEEDBACK, build_feedback
+from kustomer_assets.feedback.build import first_day_to_read as first_day
+from kustomer_assets.feedback.incremental import (
+    ChangeSet,
+    find_changes,
+    input_versions,
+    merge_changes,
+    note_for,
+    write_full,
+)
+from kustomer_assets.lake import DeltaStore
+from kustomer_assets.lake.resource import DeltaLakeResource
+from kustomer_assets.removals import REMOVED_RECORDS, REMOVED_RECORDS_SCHEMA
+
+SEP, OCT, NOV = date(2026, 9, 1), date(2026, 10, 1), date(2026, 11, 1)
+CREATED = {
+    "c-sep-1": datetime(2026, 9, 5, 8, tzinfo=UTC),
+    "c-sep-2": datetime(2026, 9, 30, 23, 30, tzinfo=UTC),  # its messages are dated October
+    "c-oct-1": datetime(2026, 10, 10, 9, tzinfo=UTC),
+    "c-oct-2": datetime(2026, 10, 20, 9, tzinfo=UTC),
+    "c-nov-1": datetime(2026, 11, 15, 10, tzinfo=UTC),
+    "c-nov-2": datetime(2026, 11, 18, 10, tzinfo=UTC),
+    "c-unknown": None,
+}
+TODAY = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def put(store: DeltaStore, spec: EntitySpec, rows: Iterable[dict]) -> None:
+    """Write record versions as the raw assets do: into the day of their `updated_at`, with
+    every column of the spec's schema (null where not given)."""
+    schema = spec.mapper.base_schema
+    frame = pl.DataFrame(
+        [{**row, "partition_date": row["updated_at"].date()} for row in rows], schema=schema
+    )
+    for (day,), rows_of_day in frame.group_by("partition_date"):
+        assert isinstance(day, date)
+        with store.replace_days(spec.name, day, day + timedelta(days=1), schema) as days:
+            days.add(rows_of_day)
+            days.commit()
+
+
+def conversation(cid: str, updated_at: datetime, **changes: object) -> dict:
+    created = changes.pop("created_at", CREATED[cid])
+    return {
+        "id": cid,
+        "created_at": created,
+        "updated_at": updated_at,
+        "status": "open",
+        "customer_id": "k1",
+        "tag_ids": [],
+        "assigned_user_ids": [],
+        "assigned_team_ids": [],
+        **changes,
+    }
+
+
+def message(mid: str, cid: str, sent_at: datetime, text: str) -> dict:
+    return {
+        "id": mid,
+        "conversation_id": cid,
+        "updated_at": sent_at,
+        "created_at": sent_at,
+        "sent_at": sent_at,
+        "direction": "in",
+        "preview_text": text,
+    }
+
+
+def after(cid: str, hours: int) -> datetime:
+    return (CREATED[cid] or datetime(2026, 11, 1, tzinfo=UTC)) + timedelta(hours=hours)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DeltaStore:
+    """The raw tables, then a full feedback build (partitioned by creation month)."""
+    lake = DeltaStore(str(tmp_path / "delta"))
+    put(lake, CUSTOMERS, [{"id": "k1", "updated_at": datetime(2026, 8, 1, tzinfo=UTC)}])
+    put(lake, CONVERSATIONS, [conversation(c, after(c, 2)) for c in CREATED])
+    put(lake, MESSAGES, [message(f"m-{c}", c, after(c, 1), f"hello from {c}") for c in CREATED])
+    put(
+        lake, NOTES, [{"id": "n1", "conversation_id": "c-oct-1", "updated_at": after("c-oct-1", 3)}]
+    )
+    put(
+        lake,
+        SATISFACTION,
+        [
+            {
+                "id": "s1",
+                "conversation_id": "c-sep-2",
+                "updated_at": after("c-sep-2", 30),
+                "rating": 4.0,
+            }
+        ],
+    )
+    refresh(lake)
+    return lake
+
+
+def refresh(store: DeltaStore) -> ChangeSet:
+    """What the `feedback` asset runs."""
+    changes = find_changes(store, FEEDBACK)
+    if changes.full:
+        write_full(store, FEEDBACK, build_feedback(store, None), changes.input_versions)
+    elif changes.conversation_ids:
+        ids = changes.conversation_ids
+        rows = build_feedback(store, ids)
+        merge_changes(store, FEEDBACK, rows, ids, changes.input_versions)
+    return changes
+
+
+def files_by_month(store: DeltaStore) -> dict[str, set[str]]:
+    files: dict[str, set[str]] = {}
+    for uri in DeltaTable(store.uri(FEEDBACK)).file_uris():
+        files.setdefault(uri.rsplit("/", 2)[-2].removeprefix(f"{CREATED_MONTH}="), set()).add(uri)
+    return files
+
+
+def assert_read_only(store: DeltaStore, before: dict[str, set[str]], month: str) -> None:
+    """The last commit is a merge that named `month` and read only its files."""
+    (entry,) = DeltaTable(store.uri(FEEDBACK)).history(1)
+    assert entry["operation"] == "MERGE"
+    assert f"'{month}'" in entry["operationParameters"]["predicate"]
+    metrics = entry["operationMetrics"]
+    assert metrics["num_target_files_scanned"] == len(before[month])
+    others = sum(len(files) for name, files in before.items() if name != month)
+    assert metrics["num_target_files_skipped_during_scan"] == others > 0
+
+
+def assert_equals_a_full_rebuild(store: DeltaStore) -> pl.DataFrame:
+    table = store.scan(FEEDBACK).collect().sort("conversation_id")
+    full = build_feedback(store, None).sort("conversation_id")
+    assert table.select(sorted(table.columns)).equals(full.select(sorted(full.columns)))
+    return table
+
+
+def month_of(table: pl.DataFrame, cid: str) -> date | None:
+    return table.filter(pl.col("conversation_id") == cid)[CREATED_MONTH].item()
+
+
+def test_a_full_build_is_partitioned_by_creation_month_unknown_ones_in_the_null_partition(
+    store: DeltaStore,
+) -> None:
+    assert store.partition_columns(FEEDBACK) == [CREATED_MONTH]
+    table = assert_equals_a_full_rebuild(store)
+    assert month_of(table, "c-sep-2") == SEP  # 23:30 UTC on the 30th is September
+    assert month_of(table, "c-unknown") is None
+    assert set(files_by_month(store)) == {
+        "2026-09-01",
+        "2026-10-01",
+        "2026-11-01",
+        "__HIVE_DEFAULT_PARTITION__",
+    }
+    assert store.scan(FEEDBACK).filter(pl.col(CREATED_MONTH) == NOV).collect().height == 2
+
+
+def test_a_change_in_the_latest_month_rewrites_only_that_month(store: DeltaStore) -> None:
+    before = files_by_month(store)
+    put(store, CONVERSATIONS, [conversation("c-nov-1", TODAY, status="done")])
+    put(store, MESSAGES, [message("m-new", "c-nov-2", TODAY, "one more thing")])
+    changes = refresh(store)
+    assert not changes.full and changes.conversation_ids == {"c-nov-1", "c-nov-2"}
+    after_merge = files_by_month(store)
+    assert after_merge["2026-11-01"] != before["2026-11-01"]
+    for month in ("2026-09-01", "2026-10-01", "__HIVE_DEFAULT_PARTITION__"):
+        assert after_merge[month] == before[month], month
+    assert_read_only(store, before, "2026-11-01")
+    table = assert_equals_a_full_rebuild(store)
+    row = table.filter(pl.col("conversation_id") == "c-nov-2").row(0, named=True)
+    assert row["message_count_in"] == 2
+
+
+def test_a_change_in_an_old_month_rewrites_only_that_month(store: DeltaStore) -> None:
+    before = files_by_month(store)
+    put(
+        store,
+        SATISFACTION,
+        [{"id": "s1", "conversation_id": "c-sep-2", "updated_at": TODAY, "rating": 1.0}],
+    )
+    put(
+        store,
+        NOTES,
+        [{"id": "n2", "conversation_id": "c-sep-1", "updated_at": TODAY, "body": "late"}],
+    )
+    assert refresh(store).conversation_ids == {"c-sep-1", "c-sep-2"}
+    after_merge = files_by_month(store)
+    assert after_merge["2026-09-01"] != before["2026-09-01"]
+    assert {m: f for m, f in after_merge.items() if m != "2026-09-01"} == {
+        m: f for m, f in before.items() if m != "2026-09-01"
+    }
+    assert_read_only(store, before, "2026-09-01")
+    table = assert_equals_a_full_rebuild(store)
+    rows = {r["conversation_id"]: r for r in table.iter_rows(named=True)}
+    assert rows["c-sep-2"]["csat_rating"] == 1.0
+    assert rows["c-sep-1"]["internal_notes_text"] == "late"
+    assert rows["c-sep-2"]["transcript_text"] == "customer: hello from c-sep-2"
+
+
+def test_deleted_and_removed_conversations_leave_their_months(store: DeltaStore) -> None:
+    before = files_by_month(store)
+    put(store, CONVERSATIONS, [conversation("c-oct-2", TODAY, deleted=True)])
+    removal = {
+        "entity": CONVERSATIONS.name,
+        "id": "c-unknown",
+        "removed_from_kustomer_at": TODAY,
+        "merged_into_id": None,
+        "last_updated_at": TODAY,
+    }
+    store.overwrite(REMOVED_RECORDS, pl.DataFrame([removal], schema=REMOVED_RECORDS_SCHEMA), None)
+    assert refresh(store).conversation_ids == {"c-oct-2", "c-unknown"}
+    table = assert_equals_a_full_rebuild(store)
+    assert {"c-oct-2", "c-unknown"}.isdisjoint(table["conversation_id"].to_list())
+    after_merge = files_by_month(store)
+    assert after_merge["2026-09-01"] == before["2026-09-01"]
+    assert after_merge["2026-11-01"] == before["2026-11-01"]
+    assert after_merge.get("__HIVE_DEFAULT_PARTITION__") != before["__HIVE_DEFAULT_PARTITION__"]
+
+
+@pytest.mark.parametrize(
+    ("cid", "created_at"),
+    [
+        ("c-sep-1", datetime(2026, 11, 19, tzinfo=UTC)),  # later: its messages predate it
+        ("c-nov-1", datetime(2026, 10, 2, tzinfo=UTC)),  # earlier
+        ("c-oct-1", None),  # unknown: into the null partition
+        ("c-unknown", datetime(2026, 9, 9, tzinfo=UTC)),  # known at last
+    ],
+)
+def test_a_creation_time_moved_to_another_month_moves_the_row(
+    store: DeltaStore, cid: str, created_at: datetime | None
+) -> None:
+    put(store, CONVERSATIONS, [conversation(cid, TODAY, created_at=created_at)])
+    assert refresh(store).conversation_ids == {cid}
+    table = assert_equals_a_full_rebuild(store)
+    assert table.height == len(CREATED)
+    expected = None if created_at is None else created_at.date().replace(day=1)
+    assert month_of(table, cid) == expected
+    assert table.filter(pl.col("conversation_id") == cid)["message_count_in"].item() == 1
+
+
+def test_the_build_reads_days_from_the_earliest_creation_any_version_gives(
+    store: DeltaStore,
+) -> None:
+    assert first_day(store, ["c-nov-2", "c-nov-1"]) == date(2026, 11, 14)  # a day of skew
+    assert first_day(store, ["c-nov-1", "c-unknown"]) is None
+    assert first_day(store, []) is None
+    put(store, CONVERSATIONS, [conversation("c-sep-1", TODAY, created_at=TODAY)])
+    assert first_day(store, ["c-sep-1"]) == date(2026, 9, 4)  # its older version says so
+
+
+def test_an_incremental_build_reads_no_day_before_its_conversations_were_created(
+    store: DeltaStore,
+) -> None:
+    """The assumption the pruning rests on, shown with a message that breaks it: stamped
+    three days before its conversation was created, a full build sees it, an incremental one
+    does not read its day."""
+    early = CREATED["c-nov-1"] - timedelta(days=3)  # type: ignore[operator]
+    put(store, MESSAGES, [message("m-early", "c-nov-1", early, "from the past")])
+    count = pl.col("message_count_in")
+    built = build_feedback(store, {"c-nov-1"})
+    full = build_feedback(store, None).filter(pl.col("conversation_id") == "c-nov-1")
+    assert (built.select(count).item(), full.select(count).item()) == (1, 2)
+
+
+def test_a_table_an_older_version_wrote_is_rebuilt_in_full_once(store: DeltaStore) -> None:
+    """Written unpartitioned, as before: the next build says why and rewrites it partitioned;
+    the one after merges again."""
+    old = build_feedback(store, None).drop(CREATED_MONTH)
+    shutil.rmtree(store.uri(FEEDBACK))
+    store.overwrite(FEEDBACK, old, note_for(input_versions(store)))  # the older write_full
+    assert store.partition_columns(FEEDBACK) == []
+    changes = find_changes(store, FEEDBACK)
+    assert changes.full and "unpartitioned" in changes.reason and CREATED_MONTH in changes.reason
+    with pytest.raises(ValueError, match="not merged into"):
+        merge_changes(store, FEEDBACK, build_feedback(store, {"c-nov-1"}), {"c-nov-1"}, {})
+
+    resources = {"lake": DeltaLakeResource(root=store.root)}
+    with dg.instance_for_test() as instance:
+        first = dg.materialize([feedback], resources=resources, instance=instance)
+        logs = [entry.user_message for entry in instance.all_logs(first.run_id)]
+        put(store, CONVERSATIONS, [conversation("c-nov-1", TODAY, status="done")])
+        second = dg.materialize([feedback], resources=resources, instance=instance)
+    assert any("full rebuild" in line and "unpartitioned" in line for line in logs), logs
+    modes = [
+        run.asset_materializations_for_node("feedback")[0].metadata["mode"].value
+        for run in (first, second)
+    ]
+    assert modes == ["full", "incremental"]
+    assert store.partition_columns(FEEDBACK) == [CREATED_MONTH]
+    assert_equals_a_full_rebuild(store)
+
+
+def test_a_merge_touching_no_partition_rewrites_nothing(store: DeltaStore) -> None:
+    """A conversation removed before feedback ever held it: no partition is named (the
+    predicate is FALSE), and nothing is rewritten."""
+    before = files_by_month(store)
+    versions = input_versions(store)
+    assert merge_changes(store, FEEDBACK, pl.DataFrame(), {"c-never-built"}, versions) == 0
+    assert files_by_month(store) == before
+    assert_equals_a_full_rebuild(store)
