@@ -323,7 +323,8 @@ def acceptance(results: dict[str, Any], sizes: dict[str, str]) -> list[Check]:
                 "full sync wall vs Singer",
                 f"<= {WALL_VS_SINGER}x",
                 f"{ratios['wall']}x ({ours['wall_seconds']:.0f} s / {tap['wall_seconds']:.0f} s)"
-                + lacking_note(ours, tap),
+                + lacking_note(ours, tap)
+                + org_floor_note(ours),
                 ratios["wall"] is not None and ratios["wall"] <= WALL_VS_SINGER,
                 at,
             )
@@ -473,6 +474,35 @@ def lacking_note(ours: dict[str, Any], tap: dict[str, Any]) -> str:
     return note
 
 
+def org_floor_note(ours: dict[str, Any]) -> str:
+    """How close our wall is to the org budget's floor: every request (searches too) takes
+    one of the default share's requests per minute, so no client can be faster with them."""
+    share = default_budget()["org"]
+    requests = ours["requests"].get("total", 0)
+    if not requests:
+        return ""
+    floor = requests / share * 60
+    inside = ours.get("run_seconds") or ours["wall_seconds"]
+    return (
+        f"; floor at the default org share ({share}/min) for our {requests} requests: "
+        f"{floor:.0f} s, so the run ({inside:.0f} s) is at {floor / inside:.0%} of it"
+    )
+
+
+def searched_together(searched: list[dict[str, Any]]) -> str:
+    """All searched steps as one: the search budget is one, whichever step spends it."""
+    records = sum(r["records"] for r in searched)
+    seconds = sum(r["step_seconds"] or 0 for r in searched)
+    if not seconds:
+        return ""
+    ceiling = default_budget()["search"] * default_budget()["search_page"]
+    rate = records / seconds * 60
+    return (
+        f"; all searched steps together {rate / ceiling:.0%} ({records:,} records in "
+        f"{seconds:.0f} s)"
+    )
+
+
 def ceiling_check(ours: dict[str, Any], rows: list[dict[str, Any]], at: str) -> Check:
     """Searched entities' records/min against the search budget's ceiling, judged only where
     the budget bound: a run whose searches all fit in one window's budget never waited for
@@ -496,7 +526,7 @@ def ceiling_check(ours: dict[str, Any], rows: list[dict[str, Any]], at: str) -> 
     return Check(
         "searched entities vs budget ceiling",
         f">= {SEARCH_CEILING_SHARE:.0%} each",
-        f"{figure} (budget-bound: {names})",
+        f"{figure} (budget-bound: {names}){searched_together(searched)}",
         not low,
         at,
     )
