@@ -129,3 +129,23 @@ def test_a_run_without_csat_fetches_none(lake: Lake) -> None:
         assert server.stats.get(CSAT_GETS, 0) == 0
         assert not (lake.root / "satisfaction").exists()
         assert pl.read_delta(str(lake.root / "conversations")).height > 0
+
+
+def test_a_pool_limited_per_step_keeps_csat_in_its_own_step(lake: Lake) -> None:
+    """The thread holds no pool slot: where the pool limits steps, another run's step could
+    call Kustomer beside it, so the step loads the responses itself."""
+    with Emulator(emulator_config(days=10)) as server:
+        first, last = day_range(11)
+        instance = dg.DagsterInstance.ephemeral()
+        instance.event_log_storage.set_concurrency_slots("kustomer_api", 5)
+        result = materialize_range(
+            chosen("conversations", "satisfaction"),
+            first,
+            last,
+            resources(server.base_url, lake),
+            instance=instance,
+        )
+        assert set(lake.table("satisfaction")["id"]) == csat_ids(server, first, last)
+        logs = [e.user_message for e in instance.all_logs(result.run_id)]
+        assert any("loaded by its own step, not beside the others" in m for m in logs)
+        assert not any("(loaded in the background)" in m for m in logs)

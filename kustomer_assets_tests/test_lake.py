@@ -4,10 +4,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
 from kustomer_assets.lake import DeltaStore, partitions
+from kustomer_assets.lake.commits import create_table_once, is_commit_conflict
+from kustomer_assets.lake.day_files import write_days
 from kustomer_assets.records import TIMESTAMP
 
 BASE = {"id": pl.Utf8, "updated_at": TIMESTAMP, "partition_date": pl.Date}
@@ -321,21 +325,65 @@ def test_large_windows_stream_with_the_same_result(
     assert values(store, "custom_n") == {"new": 2.5, "new2": 4, "old": 1, "ref": 3}
 
 
-def test_streamed_files_carry_statistics_readers_skip_by(
+def test_streamed_files_never_mislead_a_reader_that_skips_by_statistics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Row counts, null counts and the bounds of text and integer columns, as delta-rs writes
-    them; no bounds where they could mislead a reader (floats with NaN, timestamps)."""
+    """deltalake's pyarrow dataset skips a file for any filter on a column whose bounds its
+    statistics lack: streamed files carry their row count only, so every filter finds its
+    rows, through that dataset as through polars."""
     monkeypatch.setattr(partitions, "SORT_IN_MEMORY_ROWS", 0)
     store = DeltaStore(str(tmp_path))
     frame = frame_with(
         "custom_n", pl.Int64, ("b", at(1), 3), ("a", at(1, 2), None), ("c", at(1, 3), 1)
     )
     replace(store, 1, 2, frame.with_columns(custom_x=pl.Series([1.0, float("nan"), None])))
-    (stats,) = pl.DataFrame(DeltaTable(store.uri("t")).get_add_actions(flatten=True)).to_dicts()
+    table = DeltaTable(store.uri("t"))
+    (stats,) = pl.DataFrame(table.get_add_actions(flatten=True)).to_dicts()
     assert stats["num_records"] == 3
-    assert (stats["min.id"], stats["max.id"]) == ("a", "c")
-    assert (stats["min.custom_n"], stats["max.custom_n"], stats["null_count.custom_n"]) == (1, 3, 1)
-    assert stats["min.custom_x"] is None and stats["null_count.custom_x"] == 1
-    assert stats["min.updated_at"] is None and stats["null_count.updated_at"] == 0
-    assert store.scan("t").filter(pl.col("custom_n") >= 3).collect()["id"].to_list() == ["b"]
+    dataset = table.to_pyarrow_dataset()
+    for column, value, expected in (
+        ("custom_n", 3, ["b"]),
+        ("custom_x", 1.0, ["b"]),
+        ("updated_at", at(1, 3), ["c"]),
+        ("id", "c", ["c"]),
+    ):
+        found = dataset.to_table(filter=pc.field(column) == value)["id"].to_pylist()
+        assert found == expected, column
+        polars = store.scan("t").filter(pl.col(column) == value).collect()["id"].to_list()
+        assert polars == expected, column
+
+
+def test_two_writers_planning_on_one_snapshot_never_double_a_day(tmp_path: Path) -> None:
+    """A transaction without a read predicate conflicts only on files both writers removed;
+    a day that had none yet would hold both writers' rows. The second commit must fail as a
+    conflict (the caller retries it) and take its files away."""
+    uri = str(tmp_path / "t")
+    schema = pa.schema(
+        [
+            ("id", pa.large_string()),
+            ("updated_at", pa.timestamp("us", "UTC")),
+            ("partition_date", pa.date32()),
+        ]
+    )
+    create_table_once(uri, schema, ["partition_date"])
+
+    def batch(tag: str) -> pa.Table:
+        return pa.table(
+            {
+                "id": [tag, "x"],
+                "updated_at": [at(1)] * 2,
+                "partition_date": [date(2026, 11, 1)] * 2,
+            },
+            schema=schema,
+        )
+
+    first, second = DeltaTable(uri), DeltaTable(uri)  # both read version 0
+    write_days(first, [batch("a")], schema, date(2026, 11, 1), date(2026, 11, 2), tmp_path / "s1")
+    with pytest.raises(Exception) as lost:
+        write_days(
+            second, [batch("b")], schema, date(2026, 11, 1), date(2026, 11, 2), tmp_path / "s2"
+        )
+    assert is_commit_conflict(lost.value)
+    assert sorted(DeltaTable(uri).to_pyarrow_table()["id"].to_pylist()) == ["a", "x"]
+    on_disk = sorted(p.name for p in (tmp_path / "t" / "partition_date=2026-11-01").iterdir())
+    assert len(on_disk) == 1  # the loser's file was removed

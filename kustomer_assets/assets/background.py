@@ -11,8 +11,9 @@ threads share the process's budget objects, so together they stay within both bu
 
 The thread runs the very load the step would run, with the run's commit notes: when it fails,
 the step logs why and loads itself, skipping the windows the thread finished, as a retried run
-does. Started only where the entity's step will run in this process: an in-process executor,
-the entity among the run's steps, and not switched off.
+does. Started only where the entity's step will run in this process (an in-process executor,
+the entity among the run's steps, not switched off) and the org's pool limits runs, not steps
+(`pool_allows`).
 """
 
 from __future__ import annotations
@@ -33,19 +34,6 @@ _log = logging.getLogger(__name__)
 IN_PROCESS = frozenset({dg.in_process_executor.name, "execute_in_process_executor"})
 """Executors that run every step in the run's process (`execute_in_process` and `materialize`
 use the second, whatever the job's own executor)."""
-
-STEP_PRIORITY_TAG = "dagster/priority"
-"""Op tag the executor orders ready steps by (higher first)."""
-
-
-def step_priority(spec: EntitySpec, entities: tuple[EntitySpec, ...]) -> int:
-    """An entity others take ids from runs first among the steps ready (its dependents start
-    early), a by-id entity last (its thread has had the others' time to work)."""
-    if isinstance(spec.source, ByIdSource):
-        return -1
-    if any(isinstance(s.source, ByIdSource) and s.source.ids_from == spec.name for s in entities):
-        return 1
-    return 0
 
 
 class LogLines:
@@ -82,7 +70,7 @@ class LogLines:
             lines, self.lines = self.lines, []
         for level, text in lines:
             if level >= logging.INFO:
-                log.log(level, "%s (loaded in the background) %s", self.name, text)
+                log.log(level, "(loaded in the background) %s", text)
 
 
 @dataclass
@@ -113,6 +101,23 @@ def _step_key(org: Org, spec: EntitySpec) -> str:
     return "__".join(org.asset_key(spec.name).path)
 
 
+def pool_allows(context: dg.AssetExecutionContext, org: Org) -> bool:
+    """Whether a thread may call Kustomer beside the run's steps without breaking the org's
+    pool: it holds no slot, so with a limit per step (op granularity) another run's step
+    could call Kustomer beside it, each process spending its own share of the budgets. A
+    limit per run (`granularity: run`), or no limit on the pool, leaves nothing to break."""
+    try:
+        config = context.instance.get_concurrency_config().pool_config
+        if config.pool_granularity == "run":
+            return True
+        if config.default_pool_limit is not None:
+            return False
+        limits = context.instance.event_log_storage.get_pool_limits()
+    except Exception:  # a storage without pools limits nothing
+        return True
+    return all(limit.name != org.pool for limit in limits)
+
+
 def runs_in_this_process(context: dg.AssetExecutionContext, org: Org, spec: EntitySpec) -> bool:
     """Whether `spec`'s step is one this run will execute here, after the current step."""
     job = context.job_def
@@ -141,6 +146,14 @@ def start_dependents(
         if not isinstance(source, ByIdSource) or source.ids_from != spec.name:
             continue
         if not wanted(dependent) or not runs_in_this_process(context, org, dependent):
+            continue
+        if not pool_allows(context, org):
+            context.log.info(
+                "%s: loaded by its own step, not beside the others: pool %s limits steps, "
+                "not runs (set `concurrency: pools: granularity: run` to let it)",
+                dependent.name,
+                org.pool,
+            )
             continue
         key = (context.run.run_id, _step_key(org, dependent))
         background = BackgroundLoad(dependent, LogLines(dependent.name))

@@ -81,7 +81,6 @@ def build_entity_asset(
         kinds={"kustomer", "delta", "polars"},
         owners=OWNERS,
         pool=org.pool,
-        op_tags={background.STEP_PRIORITY_TAG: str(background.step_priority(spec, entities))},
         deps=upstream or None,
         required_resource_keys={org.kustomer_key, org.lake_key},
         metadata={

@@ -9,6 +9,7 @@ import time
 from .config import FAULT_KINDS
 from .rate_limits import RateLimitsMixin
 from .responses import _json, _Response
+from .routing_table import _ROUTES
 
 
 class FaultsMixin(RateLimitsMixin):
@@ -33,6 +34,9 @@ class FaultsMixin(RateLimitsMixin):
         with `fault`, whatever `fault_rate` says: a failure aimed at one phase of a run."""
         if fault not in FAULT_KINDS or fault in ("slow", "truncated"):
             raise ValueError(f"fault {fault!r} cannot be aimed at a route")
+        kinds = sorted({route[2] for route in _ROUTES})
+        if kind not in kinds:
+            raise ValueError(f"no route kind {kind!r}; known: {kinds}")
         with self._fault_lock:
             self._route_failures[kind] = (fault, times)
 

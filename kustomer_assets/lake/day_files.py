@@ -8,7 +8,7 @@ setting). Here memory holds one staged batch or one row group, whatever the wind
 1. one pass over the staged batches appends each batch's rows to a local spill file of their
    day (an Arrow IPC stream);
 2. each day's spill is streamed into data files in the table, row group by row group (a file
-   ends at `FILE_ROWS` rows), with per-file statistics taken from the Parquet footer;
+   ends at `FILE_ROWS` rows), with its row count as its statistics (see `_statistics`);
 3. one `create_write_transaction` removes every file of the window's days and adds the new
    ones, which is what the predicate overwrite does: a run killed before it leaves the table
    as it was (its unreferenced files are harmless and vacuumed), and a lost commit race
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -38,7 +37,7 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.fs import DeltaStorageHandler
 from deltalake.transaction import AddAction
 
-from kustomer_assets.lake.commits import PARTITION_COLUMN
+from kustomer_assets.lake.commits import PARTITION_COLUMN, is_commit_conflict
 
 ROW_GROUP_ROWS = 32_768
 """Rows per row group of a written file: large enough for readers, small enough that one row
@@ -53,11 +52,22 @@ SPILL_IPC = pa.ipc.IpcWriteOptions(compression="lz4")
 DATA_COMPRESSION = "snappy"
 """What delta-rs writes by default, so both writers' files look alike."""
 
-_STATS_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer)
-"""Columns whose min and max go into a file's statistics. Floats (NaN), timestamps (the
-Delta stats format truncates them to milliseconds, which would make a max too small),
-booleans and nested columns get a null count only; a reader then just cannot skip the file
-by them."""
+
+def can_write(schema: pa.Schema) -> bool:
+    """Whether this writer can take `schema`: a timestamp without a time zone needs a table
+    feature (`timestampNtz`) that `create_write_transaction` does not add and `write_deltalake`
+    does, so such a window goes to delta-rs (the mappers write UTC timestamps only)."""
+
+    def naive(kind: pa.DataType) -> bool:
+        if pa.types.is_timestamp(kind):
+            return kind.tz is None
+        if pa.types.is_struct(kind):
+            return any(naive(f.type) for f in kind)
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            return naive(kind.value_type)
+        return False
+
+    return not any(naive(f.type) for f in schema)
 
 
 def write_days(
@@ -68,7 +78,7 @@ def write_days(
     end_day: date,
     spill_folder: Path,
     storage_options: dict[str, str] | None = None,
-    commit_properties: CommitProperties | None = None,
+    note: dict[str, str] | None = None,
 ) -> None:
     """Replace the days `[first_day, end_day)` of `table` with `batches` (each of `schema`,
     with `PARTITION_COLUMN` a date), in one commit. The table must be partitioned by
@@ -77,17 +87,23 @@ def write_days(
     `table` must be the snapshot `schema` was planned against, loaded before the plan: the
     commit is checked for conflicts against it, so a writer that changed the schema meanwhile
     makes this commit fail (to be retried with a new plan) instead of having its columns
-    replaced by this one's older schema."""
+    replaced by this one's older schema. delta-rs may not retry the commit itself
+    (`max_commit_retries=0`): a transaction without a read predicate conflicts only on files
+    both writers removed, so a concurrent writer's new files in these days would survive
+    beside ours; any commit in between fails this one instead, for the caller to retry.
+    `note` goes into the commit's metadata."""
     spills = _spill_by_day(batches, schema, spill_folder)
     filesystem = pafs.PyFileSystem(DeltaStorageHandler(table.table_uri, storage_options))
     data_schema = pa.schema([f for f in schema if f.name != PARTITION_COLUMN])
     written: list[str] = []
+    committing = False
     try:
         actions = [
             action
             for day, spill in sorted(spills.items())
             for action in _write_day(filesystem, day, spill, data_schema, written)
         ]
+        committing = True
         table.create_write_transaction(
             actions,
             mode="overwrite",
@@ -97,12 +113,15 @@ def write_days(
                 (PARTITION_COLUMN, ">=", first_day.isoformat()),
                 (PARTITION_COLUMN, "<", end_day.isoformat()),
             ],
-            commit_properties=commit_properties,
+            commit_properties=CommitProperties(custom_metadata=note, max_commit_retries=0),
         )
-    except BaseException:
-        for path in written:  # no commit references them: a retry writes its own
-            with contextlib.suppress(OSError):
-                filesystem.delete_file(path)
+    except BaseException as error:
+        # Only files no commit references: before the commit, or when it lost a race. An
+        # error raised after the log entry landed must not take its files away.
+        if not committing or is_commit_conflict(error):
+            for path in written:
+                with contextlib.suppress(OSError):
+                    filesystem.delete_file(path)
         raise
 
 
@@ -145,8 +164,8 @@ def _spill_by_day(batches: Iterable[pa.Table], schema: pa.Schema, folder: Path) 
 
 
 def _row_groups(spill: Path) -> Iterator[pa.Table]:
-    """The spill's rows in tables of about `ROW_GROUP_ROWS` (its batches are small: a staged
-    batch's share of one day)."""
+    """The spill's rows in tables of exactly `ROW_GROUP_ROWS` (the last one shorter): its
+    batches are small, a staged batch's share of one day."""
     with pa.OSFile(str(spill), "rb") as source:
         reader = pa.ipc.open_stream(source)
         pending: list[pa.RecordBatch] = []
@@ -154,10 +173,12 @@ def _row_groups(spill: Path) -> Iterator[pa.Table]:
         for batch in reader:
             pending.append(batch)
             rows += batch.num_rows
-            if rows >= ROW_GROUP_ROWS:
-                yield pa.Table.from_batches(pending, reader.schema)
-                pending, rows = [], 0
-        if pending:
+            while rows >= ROW_GROUP_ROWS:
+                table = pa.Table.from_batches(pending, reader.schema)
+                yield table.slice(0, ROW_GROUP_ROWS)
+                rest = table.slice(ROW_GROUP_ROWS)
+                pending, rows = rest.to_batches(), rest.num_rows
+        if rows:
             yield pa.Table.from_batches(pending, reader.schema)
 
 
@@ -191,49 +212,16 @@ def _write_day(
             {PARTITION_COLUMN: day},
             int(time.time() * 1000),
             True,
-            json.dumps(_statistics(footer, data_schema)),
+            json.dumps(_statistics(footer)),
         )
     spill.unlink()
 
 
-def _statistics(footer: pq.FileMetaData, schema: pa.Schema) -> dict[str, Any]:
-    """Delta's per-file statistics from the Parquet footer's row-group statistics."""
-    top_level = {
-        footer.schema.column(i).path: i
-        for i in range(footer.num_columns)
-        if "." not in footer.schema.column(i).path
-    }
-    minimum: dict[str, Any] = {}
-    maximum: dict[str, Any] = {}
-    nulls: dict[str, int] = {}
-    for field in schema:
-        index = top_level.get(field.name)
-        if index is None:
-            continue
-        groups = range(footer.num_row_groups)
-        chunks = [footer.row_group(g).column(index).statistics for g in groups]
-        if not chunks or any(c is None or not c.has_null_count for c in chunks):
-            continue
-        nulls[field.name] = sum(c.null_count for c in chunks)
-        if not any(is_type(field.type) for is_type in _STATS_TYPES):
-            continue
-        bounded = [c for c in chunks if c.has_min_max]
-        if len(bounded) != len([c for c in chunks if c.num_values > 0]):
-            continue  # a row group with values but no bounds: the file's bounds are unknown
-        if bounded:
-            minimum[field.name] = _plain(min(c.min for c in bounded))
-            maximum[field.name] = _plain(max(c.max for c in bounded))
-    return {
-        "numRecords": footer.num_rows,
-        "minValues": minimum,
-        "maxValues": maximum,
-        "nullCount": nulls,
-    }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def _statistics(footer: pq.FileMetaData) -> dict[str, Any]:
+    """The file's row count, and no column bounds. deltalake's own readers
+    (`to_pyarrow_dataset`, and DuckDB or pyarrow over it) take a column without bounds in a
+    file's statistics for one whose bounds are null, and skip the file for any filter on it;
+    bounds for every column would need delta-rs' rounding of timestamps and truncation of long
+    text, and bounds for some are worse than none. Without bounds every reader reads the file
+    (partition pruning still applies)."""
+    return {"numRecords": footer.num_rows}

@@ -49,7 +49,7 @@ from kustomer_assets.lake.commits import (
     create_table_once,
     is_commit_conflict,
 )
-from kustomer_assets.lake.day_files import write_days
+from kustomer_assets.lake.day_files import can_write, write_days
 from kustomer_assets.lake.reconcile import WritePlan, plan_write
 from kustomer_assets.lake.staging import new_staging_folder, sweep_staging
 
@@ -276,7 +276,7 @@ class PartitionReplacement:
             create_table_once(self.uri, schema, [PARTITION_COLUMN], self.storage_options)
         snapshot = DeltaTable(self.uri, storage_options=self.storage_options)
         plan = self._plan("replace", self._files)
-        if self._streamed(self._files):
+        if self._streamed(self._files) and can_write(plan.arrow_schema(list(self.base_schema))):
             write_days(
                 snapshot,
                 self._converted(plan, self._files),
@@ -285,7 +285,7 @@ class PartitionReplacement:
                 self.end_day,
                 self._staging / "days",
                 self.storage_options,
-                self._properties(note),
+                note(self.summary) if note else None,
             )
             return
         predicate = (
