@@ -28,12 +28,9 @@ import dagster as dg
 
 from kustomer_assets.entities import ByIdSource, EntitySpec
 from kustomer_assets.org import Org
+from kustomer_assets.run_recovery import IN_PROCESS_EXECUTORS
 
 _log = logging.getLogger(__name__)
-
-IN_PROCESS = frozenset({dg.in_process_executor.name, "execute_in_process_executor"})
-"""Executors that run every step in the run's process (`execute_in_process` and `materialize`
-use the second, whatever the job's own executor)."""
 
 
 class LogLines:
@@ -97,7 +94,8 @@ _LOADS: dict[tuple[str, str], BackgroundLoad] = {}
 _LOADS_LOCK = threading.Lock()
 
 
-def _step_key(org: Org, spec: EntitySpec) -> str:
+def step_key(org: Org, spec: EntitySpec) -> str:
+    """The step key Dagster gives the entity's asset (its key's path joined by `__`)."""
     return "__".join(org.asset_key(spec.name).path)
 
 
@@ -121,12 +119,12 @@ def pool_allows(context: dg.AssetExecutionContext, org: Org) -> bool:
 def runs_in_this_process(context: dg.AssetExecutionContext, org: Org, spec: EntitySpec) -> bool:
     """Whether `spec`'s step is one this run will execute here, after the current step."""
     job = context.job_def
-    if job.executor_def.name not in IN_PROCESS:
+    if job.executor_def.name not in IN_PROCESS_EXECUTORS:
         return False
     if org.asset_key(spec.name) not in job.asset_layer.selected_asset_keys:
         return False
     steps = context.run.step_keys_to_execute
-    return steps is None or _step_key(org, spec) in steps
+    return steps is None or step_key(org, spec) in steps
 
 
 def start_dependents(
@@ -155,7 +153,7 @@ def start_dependents(
                 org.pool,
             )
             continue
-        key = (context.run.run_id, _step_key(org, dependent))
+        key = (context.run.run_id, step_key(org, dependent))
         background = BackgroundLoad(dependent, LogLines(dependent.name))
         with _LOADS_LOCK:
             if key in _LOADS:
@@ -175,7 +173,7 @@ def start_dependents(
 def take(context: dg.AssetExecutionContext, org: Org, spec: EntitySpec) -> BackgroundLoad | None:
     """The background load of `spec` in this run, once finished (waits for it), or None."""
     with _LOADS_LOCK:
-        background = _LOADS.pop((context.run.run_id, _step_key(org, spec)), None)
+        background = _LOADS.pop((context.run.run_id, step_key(org, spec)), None)
     if background is None:
         return None
     if not background.done.is_set():

@@ -299,7 +299,7 @@ def _run_window_count(
         len(plan_windows(spec, start, end))
         for spec in entities
         if org.asset_key(spec.name) in selected
-        and (steps is None or _step_name(org, spec) in steps)
+        and (steps is None or background.step_key(org, spec) in steps)
         and switched_off_reason(spec, kustomer) is None
     )
 
@@ -419,11 +419,6 @@ def _skipped_metadata(
 ) -> dict[str, object]:
     skipped = SkippedRun(reason=str(error), missing_role=error.role or spec.role, client=stats)
     return skipped.to_metadata()
-
-
-def _step_name(org: Org, spec: EntitySpec) -> str:
-    """The step key Dagster gives the asset (its key's path joined by `__`)."""
-    return "__".join(org.asset_key(spec.name).path)
 
 
 def build_entity_assets(
