@@ -274,13 +274,17 @@ class PartitionReplacement:
             fresh = self._plan("replace", self._files)
             schema = fresh.arrow_schema(list(self.base_schema))
             create_table_once(self.uri, schema, [PARTITION_COLUMN], self.storage_options)
-        snapshot = DeltaTable(self.uri, storage_options=self.storage_options)
+        streamed = self._streamed(self._files)
+        # The day-file writer's commit is checked against the snapshot loaded before the plan
+        # (see `day_files.write_days`); delta-rs' write loads its own.
+        snapshot = DeltaTable(self.uri, storage_options=self.storage_options) if streamed else None
         plan = self._plan("replace", self._files)
-        if self._streamed(self._files) and can_write(plan.arrow_schema(list(self.base_schema))):
+        written = plan.arrow_schema(list(self.base_schema))
+        if snapshot is not None and can_write(written):
             write_days(
                 snapshot,
                 self._converted(plan, self._files),
-                plan.arrow_schema(list(self.base_schema)),
+                written,
                 self.first_day,
                 self.end_day,
                 self._staging / "days",
