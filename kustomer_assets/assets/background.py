@@ -7,7 +7,9 @@ of their times, each leaving the other budget idle. Now, when the step of the ta
 entity takes its ids from (`ByIdSource.ids_from`: conversations) has loaded, it starts that
 entity's load on a thread; the executor runs the entity's own step last among the steps
 ready (`STEP_PRIORITY`), and that step waits for the thread and reports what it loaded. The
-threads share the process's budget objects, so together they stay within both budgets.
+threads share the process's budget objects, so together they stay within both budgets, and
+they give way to the steps (`budget.yielding`): a step's request never waits a window for the
+thread's.
 
 The thread runs the very load the step would run, with the run's commit notes: when it fails,
 the step logs why and loads itself, skipping the windows the thread finished, as a retried run
@@ -27,6 +29,7 @@ from typing import Any
 import dagster as dg
 
 from kustomer_assets.entities import ByIdSource, EntitySpec
+from kustomer_assets.kustomer.budget import yielding
 from kustomer_assets.org import Org
 from kustomer_assets.run_recovery import IN_PROCESS_EXECUTORS
 
@@ -83,7 +86,8 @@ class BackgroundLoad:
 
     def run(self, load: Callable[[Any], Any]) -> None:
         try:
-            self.result = load(self.log)
+            with yielding():  # the run's steps first: they wait on this thread's requests
+                self.result = load(self.log)
         except BaseException as error:  # handed to the entity's step, which decides
             self.error = error
         finally:

@@ -19,8 +19,13 @@ sliding window, so no window the server counts can hold more) and follows what e
   request it may not have counted yet (sent after the reporting one, or still in flight when the
   report arrived), so threads sharing the budget cannot overshoot it either.
 
-Threads share it fairly enough for a by-id phase to run beside a searching step: while searches
-are being sent, other requests leave room in the org window for them (`_org_limit_for`).
+Threads share it, and a thread can give way (`yielding`): a by-id load running beside the run's
+steps (`assets/background.py`) must not make them wait. Left alone it spends each window's org
+share in its first seconds, and every step's request then waited for the next window (a one-
+request list step waited 56 s; a searched step stalled on the org budget its searches also
+draw on). So while the other requests are being sent (one in the past org window), a yielding
+thread leaves room in the org window for as many searches as the search budget allows (at most
+half the org's), and it sends nothing while another thread waits for the org window.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -38,6 +44,27 @@ ORG = "org"
 SEARCH = "search"
 RESET = "server's rate-limit reset"
 """What a wait is for when neither sliding window binds: the server said its budget is spent."""
+
+YIELD_POLL = 0.05
+"""Seconds a yielding thread waits to look again while another thread waits for the org window."""
+
+_THREAD = threading.local()
+
+
+@contextmanager
+def yielding() -> Iterator[None]:
+    """Requests this thread sends give way to the process's other requests (see module doc)."""
+    before = getattr(_THREAD, "yielding", False)
+    _THREAD.yielding = True
+    try:
+        yield
+    finally:
+        _THREAD.yielding = before
+
+
+def _yields() -> bool:
+    return getattr(_THREAD, "yielding", False)
+
 
 ROUNDING = 1.0
 """Reset headers are whole seconds: a request sent this long before a reset may be counted in
@@ -243,7 +270,10 @@ class RateBudget:
         it happens rather than explained after it."""
         self._lock = threading.Lock()
         self._blocked_until = float("-inf")
-        self._last_search = float("-inf")
+        self._last_other = float("-inf")
+        """When a request of a thread that does not yield was last let through."""
+        self._org_waiters = 0
+        """Threads that do not yield, waiting now for the org window: yielding ones hold off."""
         self._seq = 0
         self.last_remaining: int | None = None
         """The server's latest x-ratelimit-remaining, for progress logs."""
@@ -263,40 +293,63 @@ class RateBudget:
         `done` when no answer came), so the budget knows what the server has not counted.
         `on_wait` replaces the budget's own announcer (a budget shared by clients)."""
         announce = on_wait or self._on_wait
+        gives_way = _yields()
         waited = 0.0
-        for _ in range(100_000):
-            with self._lock:
-                now = self._now()
-                views = self._views(kind)
-                for view in views:
-                    view.roll(now)
-                org_wait = self.org.wait_time(now, self._org_limit_for(kind, now))
-                search_wait = self.search.wait_time(now) if kind == SEARCH else 0.0
-                server_wait = max(view.wait(now, self.reserve) for view in views)
-                wait = max(org_wait, search_wait, server_wait, self._blocked_until - now, 0.0)
-                if wait <= 0:
-                    self._seq += 1
-                    self.org.record(now)
-                    if kind == SEARCH:
-                        self.search.record(now)
-                        self._last_search = now
+        counted = False  # among `_org_waiters`: kept until the lock is held again, so that a
+        # yielding thread cannot take the slot between this one's wake-up and its turn
+        try:
+            for _ in range(1_000_000):
+                with self._lock:
+                    if counted:
+                        self._org_waiters -= 1
+                        counted = False
+                    now = self._now()
+                    views = self._views(kind)
                     for view in views:
-                        view.pending[self._seq] = (now, False)
-                    return Ticket(self._seq, kind, waited)
-            if announce is not None:
-                binding = SEARCH if search_wait >= wait else ORG if org_wait >= wait else RESET
-                announce(wait, binding)
-            self._sleep_out(wait)
-            waited += wait
+                        view.roll(now)
+                    org_wait = self.org.wait_time(now, self._org_limit_for(gives_way, now))
+                    search_wait = self.search.wait_time(now) if kind == SEARCH else 0.0
+                    server_wait = max(view.wait(now, self.reserve) for view in views)
+                    wait = max(org_wait, search_wait, server_wait, self._blocked_until - now, 0.0)
+                    if gives_way and wait <= 0 and self._org_waiters > 0:
+                        wait = YIELD_POLL  # another thread waits for the org window: it goes first
+                    elif wait <= 0:
+                        return self._issue(kind, views, now, waited, gives_way)
+                    else:
+                        org_side = max(org_wait, self.servers[ORG].wait(now, self.reserve))
+                        counted = not gives_way and 0 < org_side >= wait
+                        self._org_waiters += int(counted)
+                if announce is not None and wait > YIELD_POLL:
+                    binding = SEARCH if search_wait >= wait else ORG if org_wait >= wait else RESET
+                    announce(wait, binding)
+                self._sleep_out(wait)
+                waited += wait
+        finally:
+            if counted:
+                with self._lock:
+                    self._org_waiters -= 1
         raise RuntimeError("rate budget clock never advanced")  # pragma: no cover
 
-    def _org_limit_for(self, kind: str, now: float) -> int | None:
-        """The org window's limit for a request of `kind`: while searches are being sent (one
-        in the past search window), other requests leave room in it for the searches the
-        search budget allows, so a by-id thread beside a searching step (see
-        `assets/background.py`) cannot starve it of org tickets; at most half of the org's,
-        so a search share as large as the org's still leaves the other half."""
-        if kind == SEARCH or now - self._last_search >= self.search.window:
+    def _issue(
+        self, kind: str, views: list[ServerView], now: float, waited: float, gives_way: bool
+    ) -> Ticket:
+        """Count a request let through (the lock held) in both windows and the server views."""
+        self._seq += 1
+        self.org.record(now)
+        if kind == SEARCH:
+            self.search.record(now)
+        if not gives_way:
+            self._last_other = now
+        for view in views:
+            view.pending[self._seq] = (now, False)
+        return Ticket(self._seq, kind, waited)
+
+    def _org_limit_for(self, gives_way: bool, now: float) -> int | None:
+        """The org window's limit for a request of a thread that does (not) yield: while the
+        other threads send requests (one in the past org window), a yielding one leaves room
+        in it for the searches the search budget allows, at most half of the org's (a search
+        share as large as the org's still leaves it the other half)."""
+        if not gives_way or now - self._last_other >= self.org.window:
             return None
         return self.org.limit - min(self.search.limit, self.org.limit // 2)
 

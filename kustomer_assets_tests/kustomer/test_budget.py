@@ -15,6 +15,7 @@ from kustomer_assets.kustomer.budget import (
     RateBudget,
     reset_delay,
     retry_after_delay,
+    yielding,
 )
 from kustomer_assets_tests.conftest import FAST_RETRIES, TEST_KEY, emulator_config
 from kustomer_assets_tests.kustomer.fake_server import FakeClock, FakeKustomer, make_client
@@ -53,22 +54,59 @@ def test_search_budget_counts_against_org_too() -> None:
     assert budget2.acquire(ORG) == pytest.approx(60.0)
 
 
-def test_other_requests_leave_searches_their_room_in_the_org_window() -> None:
-    """A by-id thread beside a searching step must not take the org tickets the searches need
-    (see `assets/background.py`); without searches it has the whole org window."""
+def test_a_yielding_thread_leaves_room_in_the_org_window_while_others_send() -> None:
+    """A by-id load beside the run's steps (`assets/background.py`) must not take the org
+    tickets their searches need; with no other request in the past window it has it all."""
     clock = FakeClock()
     alone = _budget(clock, org=10, search=3)
-    assert [alone.acquire(ORG) for _ in range(10)] == [0] * 10
+    with yielding():
+        assert [alone.acquire(ORG) for _ in range(10)] == [0] * 10
     budget = _budget(clock, org=10, search=3)
-    budget.acquire(SEARCH)
-    assert [budget.acquire(ORG) for _ in range(6)] == [0] * 6  # 10 - 3 for the others
-    assert budget.acquire(SEARCH) == 0 and budget.acquire(SEARCH) == 0  # the room was kept
+    budget.acquire(SEARCH)  # a step's search
+    with yielding():
+        assert [budget.acquire(ORG) for _ in range(6)] == [0] * 6  # 10 - 1 - 3 kept
+    assert [budget.acquire(SEARCH) for _ in range(2)] == [0, 0]  # the room was kept
+    assert budget.acquire(ORG) == 0  # and a step's other requests use what is left
     clock.now = 1.0
-    assert budget.acquire(ORG) == pytest.approx(59.0)
+    with yielding():
+        assert budget.acquire(ORG) == pytest.approx(59.0)
     later = _budget(clock, org=10, search=3)
-    later.acquire(SEARCH)
-    clock.now += 61.0  # a search window after the last search: the room is given back
-    assert [later.acquire(ORG) for _ in range(10)] == [0] * 10
+    later.acquire(ORG)
+    clock.now += 61.0  # an org window after the others' last request: the room is given back
+    with yielding():
+        assert [later.acquire(ORG) for _ in range(10)] == [0] * 10
+    steps = _budget(clock, org=10, search=3)
+    steps.acquire(SEARCH)
+    assert [steps.acquire(ORG) for _ in range(9)] == [0] * 9  # no thread yields: no room kept
+
+
+def test_a_yielding_thread_lets_a_waiting_step_go_first() -> None:
+    """Real threads, a 0.4 s window: the yielding thread spends the whole window before the
+    step asks, then both wait for it to roll. Each of the step's requests goes at the first
+    free slot: none waits a second window, and the yielding thread still got the rest."""
+    budget = RateBudget(8, 4, window_seconds=0.4)
+    stop = threading.Event()
+    background: list[float] = []
+
+    def by_id_load() -> None:
+        with yielding():
+            while not stop.is_set():
+                budget.acquire(ORG)
+                background.append(time.monotonic())
+
+    thread = threading.Thread(target=by_id_load, daemon=True)
+    thread.start()
+    try:
+        while len(background) < 8:  # the window is spent
+            time.sleep(0.01)
+        waits = [budget.acquire(ORG) for _ in range(6)]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert waits[0] <= 0.45, waits  # the first slot to free, not one after the thread's
+    assert sum(waits) <= 0.9, waits  # six requests within about two windows of a full one
+    assert len(background) > 8  # the thread was not shut out
 
 
 @pytest.mark.parametrize(
