@@ -17,7 +17,10 @@ ONE emulator shaped like the issue's reference org and runs both clients against
   `singer_wrapper.py`, every stream it has that the emulator serves;
 - ours: the command README gives, `dagster asset materialize -m kustomer_assets.definitions
   --select <every entity> --partition-range <first>...<today>`, on a fresh `DAGSTER_HOME` and
-  Delta root, with only the connection variables set.
+  Delta root, with only the connection variables set;
+- ours again, after a fresh rate window, on the tap's entities alone (`TAP_ENTITIES`, its own
+  Dagster home and Delta root): the wall clock like for like, as the issue compared it
+  ("faster on the entities it completes"); `--skip-like-for-like` leaves it out.
 
 Requests come from the emulator's counters (a snapshot around each client), never from a
 client's own report; completeness compares the ids each client landed with the emulator's
@@ -54,7 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -64,7 +67,13 @@ import polars as pl
 import singer_tap
 
 from kustomer_assets.emulator import Emulator, EmulatorConfig
-from kustomer_assets.entities import ENTITIES, ByIdSource, EntitySpec, MetadataSource
+from kustomer_assets.entities import (
+    ENTITIES,
+    ENTITIES_BY_NAME,
+    ByIdSource,
+    EntitySpec,
+    MetadataSource,
+)
 from kustomer_assets.kustomer.settings import KustomerSettings
 
 HERE = Path(__file__).resolve().parent
@@ -82,6 +91,9 @@ ORG_LIMIT = 1_000
 SEARCH_LIMIT = 100
 """The issue's limits: Enterprise org budget and the API-key search budget, per minute."""
 
+TAP_ENTITIES: tuple[str, ...] = tuple(singer_tap.DEFAULT_STREAMS)
+"""The entities tap-kustomer syncs (its streams are named like our assets): ours is run a
+second time on these alone, for the wall clock like for like."""
 SHARED_LIST_KINDS = ("list_users", "list_teams", "list_tags")
 SHARED_CONTEXTS = ("conversation", "customer", "message", "note", "kobject")
 """What both clients land: requests on these (plus token checks, customers by id and
@@ -266,13 +278,21 @@ def our_environment(base_url: str, first: str, work: Path) -> dict[str, str]:
     return env
 
 
-def run_ours(emulator: Emulator, first: str, last: str, work: Path, timeout: float) -> OurRun:
-    """One single-run backfill of every entity over `first...last`, as README tells users."""
+def run_ours(
+    emulator: Emulator,
+    first: str,
+    last: str,
+    work: Path,
+    timeout: float,
+    entities: Sequence[str] = tuple(spec.name for spec in ENTITIES),
+) -> OurRun:
+    """One single-run backfill of `entities` (every one) over `first...last`, as README tells
+    users, into its own Dagster home and Delta root under `work`."""
     (work / "dagster_home").mkdir(parents=True, exist_ok=True)
     command = [
         str(Path(sys.executable).with_name("dagster")),
         *("asset", "materialize", "-m", "kustomer_assets.definitions"),
-        *("--select", ",".join(spec.name for spec in ENTITIES)),
+        *("--select", ",".join(entities)),
         *("--partition-range", f"{first}...{last}"),
     ]
     env = our_environment(emulator.base_url, first, work)
@@ -298,7 +318,7 @@ def run_ours(emulator: Emulator, first: str, last: str, work: Path, timeout: flo
         requests=singer_tap.request_kinds(delta),
         emulator_stats=delta,
     )
-    for spec in ENTITIES:
+    for spec in (ENTITIES_BY_NAME[name] for name in entities):
         table = read_table(work / "delta" / spec.name)
         ids = set(table["id"].to_list()) if table is not None else set()
         rows = table.height if table is not None else 0
@@ -457,6 +477,30 @@ def print_report(
     return ratios
 
 
+def print_like_for_like(like: OurRun, tap: singer_tap.TapRun | None) -> dict[str, Any]:
+    """Our second run, on the tap's entities only: its wall against the tap's (the issue's
+    own comparison: "faster on the entities it completes"); returns the ratios for the JSON."""
+    complete = all(float(c["ratio"]) == 1.0 for c in like.complete.values())
+    print(
+        f"\nours on the tap's entities only: exit {like.exit_code}, wall {like.wall_seconds:.1f} s"
+        f" ({like.run_seconds or 0:.0f} s inside the Dagster run), "
+        f"{like.requests['total']} requests ({like.requests['search']} searches), "
+        f"{like.requests['status_429']} 429s, every entity complete: {complete}"
+    )
+    if tap is None:
+        return {}
+    ratios = {
+        "wall_like_for_like": ratio(like.wall_seconds, tap.wall_seconds),
+        "requests_like_for_like_run": ratio(like.requests["total"], tap.requests["total"]),
+    }
+    print(
+        f"ours / singer on the same entities: wall {ratios['wall_like_for_like']}x "
+        f"({like.wall_seconds:.0f} s / {tap.wall_seconds:.0f} s), requests "
+        f"{ratios['requests_like_for_like_run']}x"
+    )
+    return ratios
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -470,6 +514,11 @@ def main() -> None:
         "--tap-streams", default=",".join(singer_tap.DEFAULT_STREAMS), help="comma-separated"
     )
     parser.add_argument("--skip-singer", action="store_true")
+    parser.add_argument(
+        "--skip-like-for-like",
+        action="store_true",
+        help="no second run of ours on only the tap's entities",
+    )
     parser.add_argument("--emulator-shapes", action="store_true", help="see module docstring")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per client")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -529,16 +578,43 @@ def main() -> None:
         ours.complete = {
             e: singer_tap.completeness(ours.ids.get(e, set()), *t) for e, t in truth.items()
         }
+        like: OurRun | None = None
+        if not args.skip_like_for_like:
+            waited = wait_for_budget(
+                emulator,
+                KustomerSettings.org_requests_per_minute,
+                KustomerSettings.search_requests_per_minute,
+            )
+            print(
+                f"ours again, only the tap's entities ({', '.join(TAP_ENTITIES)})"
+                + (f", after {waited:.0f} s for a fresh rate window" if waited else "")
+                + " ...",
+                flush=True,
+            )
+            like = run_ours(
+                emulator,
+                first_day.isoformat(),
+                last_day.isoformat(),
+                work / "like_for_like",
+                args.timeout,
+                TAP_ENTITIES,
+            )
+            like.complete = {
+                e: singer_tap.completeness(like.ids.get(e, set()), *truth[e]) for e in TAP_ENTITIES
+            }
         if tap is not None:
             tap_truth = singer_tap.stream_truth(emulator.truth, tap.streams, first_day)
             tap.complete = {
                 s: singer_tap.completeness(tap.ids.get(s, set()), *t) for s, t in tap_truth.items()
             }
     ratios = print_report(org, ours, tap, tap_reason)
+    if like is not None:
+        ratios.update(print_like_for_like(like, tap))
     result = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "org": org,
         "ours": ours.as_dict(),
+        "ours_like_for_like": like.as_dict() if like is not None else None,
         "singer": tap.as_dict() if tap is not None else {"not_run": tap_reason},
         "ratios_ours_over_singer": ratios,
         "seconds_in_all": round(time.perf_counter() - began, 1),
