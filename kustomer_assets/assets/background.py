@@ -8,8 +8,8 @@ entity takes its ids from (`ByIdSource.ids_from`: conversations) has loaded, it 
 entity's load on a thread; the executor runs the entity's own step last among the steps
 ready (`STEP_PRIORITY`), and that step waits for the thread and reports what it loaded. The
 threads share the process's budget objects, so together they stay within both budgets, and
-they give way to the steps (`budget.yielding`): a step's request never waits a window for the
-thread's.
+they give way to the steps (`budget.yielding`: room kept for them, paced while they are quiet,
+second to a waiting step): a step's request never waits a window for the thread's.
 
 The thread runs the very load the step would run, with the run's commit notes: when it fails,
 the step logs why and loads itself, skipping the windows the thread finished, as a retried run

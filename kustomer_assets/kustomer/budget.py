@@ -20,12 +20,16 @@ sliding window, so no window the server counts can hold more) and follows what e
   report arrived), so threads sharing the budget cannot overshoot it either.
 
 Threads share it, and a thread can give way (`yielding`): a by-id load running beside the run's
-steps (`assets/background.py`) must not make them wait. Left alone it spends each window's org
-share in its first seconds, and every step's request then waited for the next window (a one-
-request list step waited 56 s; a searched step stalled on the org budget its searches also
-draw on). So while the other requests are being sent (one in the past org window), a yielding
-thread leaves room in the org window for as many searches as the search budget allows (at most
-half the org's), and it sends nothing while another thread waits for the org window.
+steps (`assets/background.py`) must not make them wait. Left alone it spent each window's org
+share in its first seconds, and every step's request then waited for the next window (a
+one-request list step waited 56 s; a searched step stalled on the org budget its searches also
+draw on). So a yielding thread, while another thread sends requests (one in the past org
+window), leaves room for them: a window's searches (as many as the search budget allows, at
+most half the org's) while that thread searches, else a fiftieth of the org's; it may fill
+the rest at once. While no other thread sends, it is paced instead (one request per
+`window / limit` seconds), so that the slots it holds free one by one: a step that starts
+sending then waits one gap at most (0.12 s at 500 a minute), not for a window's burst to
+expire. And it sends nothing while another thread waits for the org window.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ RESET = "server's rate-limit reset"
 
 YIELD_POLL = 0.05
 """Seconds a yielding thread waits to look again while another thread waits for the org window."""
+
+MAX_WAITS = 100_000
+"""Waits of one request after which the clock is taken to be stuck (polls not counted)."""
 
 _THREAD = threading.local()
 
@@ -271,8 +278,11 @@ class RateBudget:
         self._lock = threading.Lock()
         self._blocked_until = float("-inf")
         self._last_other = float("-inf")
-        """When a request of a thread that does not yield was last let through."""
-        self._org_waiters = 0
+        self._last_other_search = float("-inf")
+        """When a request (a search) of a thread that does not yield was last let through."""
+        self._next_yielding = float("-inf")
+        """The earliest moment a yielding thread's next request may go (the pacing)."""
+        self._org_waiters: set[int] = set()
         """Threads that do not yield, waiting now for the org window: yielding ones hold off."""
         self._seq = 0
         self.last_remaining: int | None = None
@@ -294,15 +304,15 @@ class RateBudget:
         `on_wait` replaces the budget's own announcer (a budget shared by clients)."""
         announce = on_wait or self._on_wait
         gives_way = _yields()
+        me = threading.get_ident()
         waited = 0.0
-        counted = False  # among `_org_waiters`: kept until the lock is held again, so that a
-        # yielding thread cannot take the slot between this one's wake-up and its turn
+        waits = 0
         try:
-            for _ in range(1_000_000):
+            while waits < MAX_WAITS:
                 with self._lock:
-                    if counted:
-                        self._org_waiters -= 1
-                        counted = False
+                    # Counted among the waiters until the lock is held again, so that a
+                    # yielding thread cannot take the slot between this one's wake-up and turn.
+                    self._org_waiters.discard(me)
                     now = self._now()
                     views = self._views(kind)
                     for view in views:
@@ -311,23 +321,27 @@ class RateBudget:
                     search_wait = self.search.wait_time(now) if kind == SEARCH else 0.0
                     server_wait = max(view.wait(now, self.reserve) for view in views)
                     wait = max(org_wait, search_wait, server_wait, self._blocked_until - now, 0.0)
-                    if gives_way and wait <= 0 and self._org_waiters > 0:
-                        wait = YIELD_POLL  # another thread waits for the org window: it goes first
-                    elif wait <= 0:
+                    held_off = gives_way and wait <= 0 and bool(self._org_waiters)
+                    pacing = self._next_yielding - now if self._paced(gives_way, now) else 0.0
+                    if wait <= 0 and pacing <= 0 and not held_off:
                         return self._issue(kind, views, now, waited, gives_way)
-                    else:
-                        org_side = max(org_wait, self.servers[ORG].wait(now, self.reserve))
-                        counted = not gives_way and 0 < org_side >= wait
-                        self._org_waiters += int(counted)
-                if announce is not None and wait > YIELD_POLL:
+                    org_side = max(org_wait, self.servers[ORG].wait(now, self.reserve))
+                    if not gives_way and 0 < org_side >= wait:
+                        self._org_waiters.add(me)
+                if held_off:  # another thread waits for the org window: it goes first
+                    self._sleep(YIELD_POLL)  # not `_sleep_out`: a poll must not move the clock
+                    waited += YIELD_POLL
+                    continue
+                if announce is not None and wait > 0:  # the pacing's gaps go unannounced
                     binding = SEARCH if search_wait >= wait else ORG if org_wait >= wait else RESET
-                    announce(wait, binding)
-                self._sleep_out(wait)
-                waited += wait
+                    announce(max(wait, pacing), binding)
+                self._sleep_out(max(wait, pacing))
+                waited += max(wait, pacing)
+                waits += 1
         finally:
-            if counted:
+            if me in self._org_waiters:
                 with self._lock:
-                    self._org_waiters -= 1
+                    self._org_waiters.discard(me)
         raise RuntimeError("rate budget clock never advanced")  # pragma: no cover
 
     def _issue(
@@ -340,18 +354,30 @@ class RateBudget:
             self.search.record(now)
         if not gives_way:
             self._last_other = now
+            if kind == SEARCH:
+                self._last_other_search = now
+        else:
+            self._next_yielding = now + self.org.window / self.org.limit
         for view in views:
             view.pending[self._seq] = (now, False)
         return Ticket(self._seq, kind, waited)
 
     def _org_limit_for(self, gives_way: bool, now: float) -> int | None:
-        """The org window's limit for a request of a thread that does (not) yield: while the
-        other threads send requests (one in the past org window), a yielding one leaves room
-        in it for the searches the search budget allows, at most half of the org's (a search
-        share as large as the org's still leaves it the other half)."""
-        if not gives_way or now - self._last_other >= self.org.window:
+        """The org window's limit for a request of a thread that does (not) yield: the room it
+        leaves the others while they send (see the module doc)."""
+        if not gives_way:
             return None
-        return self.org.limit - min(self.search.limit, self.org.limit // 2)
+        limit = self.org.limit
+        if now - self._last_other_search < self.search.window:
+            return limit - min(self.search.limit, limit // 2)
+        if now - self._last_other < self.org.window:
+            return limit - max(1, limit // 50)
+        return None
+
+    def _paced(self, gives_way: bool, now: float) -> bool:
+        """Whether a request of this thread waits for the pacing's gap: a yielding one while
+        no other thread sends (see the module doc)."""
+        return gives_way and now - self._last_other >= self.org.window
 
     def acquire(self, kind: str = ORG) -> float:
         """`take` for a caller that reads no answers: the seconds spent waiting."""

@@ -54,30 +54,73 @@ def test_search_budget_counts_against_org_too() -> None:
     assert budget2.acquire(ORG) == pytest.approx(60.0)
 
 
-def test_a_yielding_thread_leaves_room_in_the_org_window_while_others_send() -> None:
-    """A by-id load beside the run's steps (`assets/background.py`) must not take the org
-    tickets their searches need; with no other request in the past window it has it all."""
+def test_a_yielding_thread_is_paced_and_leaves_room_for_searches() -> None:
+    """A by-id load beside the run's steps (`assets/background.py`) sends one request per
+    gap (window / limit), so the slots it holds free one by one; while a step searches it
+    leaves the room the search budget needs; a thread that does not yield is never held."""
     clock = FakeClock()
-    alone = _budget(clock, org=10, search=3)
+    alone = _budget(clock, org=10, search=3)  # a 6 s gap
     with yielding():
-        assert [alone.acquire(ORG) for _ in range(10)] == [0] * 10
+        waits = [alone.acquire(ORG) for _ in range(11)]
+    assert waits[0] == 0 and waits[1:] == [pytest.approx(6.0)] * 10  # the share, evenly
+    clock.now = 1_000.0
     budget = _budget(clock, org=10, search=3)
     budget.acquire(SEARCH)  # a step's search
     with yielding():
-        assert [budget.acquire(ORG) for _ in range(6)] == [0] * 6  # 10 - 1 - 3 kept
+        for _ in range(6):  # 10 - 3 kept for searches: 7, one taken by the search
+            budget.acquire(ORG)
     assert [budget.acquire(SEARCH) for _ in range(2)] == [0, 0]  # the room was kept
-    assert budget.acquire(ORG) == 0  # and a step's other requests use what is left
-    clock.now = 1.0
     with yielding():
-        assert budget.acquire(ORG) == pytest.approx(59.0)
-    later = _budget(clock, org=10, search=3)
-    later.acquire(ORG)
-    clock.now += 61.0  # an org window after the others' last request: the room is given back
-    with yielding():
-        assert [later.acquire(ORG) for _ in range(10)] == [0] * 10
+        assert budget.acquire(ORG) > 6.0  # the window is full for it: more than one gap
+    clock.now = 2_000.0
     steps = _budget(clock, org=10, search=3)
     steps.acquire(SEARCH)
-    assert [steps.acquire(ORG) for _ in range(9)] == [0] * 9  # no thread yields: no room kept
+    assert [steps.acquire(ORG) for _ in range(9)] == [0] * 9  # no thread yields: no pacing
+
+
+def test_a_yielding_thread_keeps_room_for_a_step_and_the_share_busy() -> None:
+    """Five minutes of a by-id load at 500 a minute beside a step sending a request every
+    30 s: the room kept for the step means it never waits, and together they still send
+    nearly the whole share (the room costs a fiftieth of it)."""
+    clock = FakeClock()
+    budget = _budget(clock, org=500, search=90)
+    by_id, step_waits, next_step = 0, [], 2.0
+    while clock.now < 300.0:
+        if clock.now >= next_step:  # one thread plays both: marks a wait passes are skipped
+            step_waits.append(budget.acquire(ORG))
+            next_step += 30.0
+        with yielding():
+            budget.acquire(ORG)
+        by_id += 1
+    assert len(step_waits) >= 5 and max(step_waits) == 0
+    assert by_id + len(step_waits) >= 0.97 * 500 * 5
+
+
+def test_a_step_after_a_silence_waits_one_gap_not_a_window() -> None:
+    """Real threads, a 0.4 s window of 40 (a 10 ms gap): the thread alone for two windows is
+    paced, so when a step starts sending its requests wait about a gap, where a thread that
+    spent each window at once made the first one wait for the next burst (up to 0.4 s)."""
+    budget = RateBudget(40, 20, window_seconds=0.4)
+    stop = threading.Event()
+    background: list[float] = []
+
+    def by_id_load() -> None:
+        with yielding():
+            while not stop.is_set():
+                budget.acquire(ORG)
+                background.append(time.monotonic())
+
+    thread = threading.Thread(target=by_id_load, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.9)
+        waits = [budget.acquire(ORG) for _ in range(5)]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert max(waits) <= 0.1, waits
+    assert len(background) >= 60  # the share meanwhile: 40 per 0.4 s, paced
 
 
 def test_a_yielding_thread_lets_a_waiting_step_go_first() -> None:
