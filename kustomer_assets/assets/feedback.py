@@ -66,7 +66,9 @@ def build_feedback_asset(
     )
     def feedback(context: dg.AssetExecutionContext, config: FeedbackConfig):
         started = time.monotonic()
-        store = org.lake(context).store()
+        # Pinned: every input opened once and read, by find and build alike, at the versions
+        # the commit note records (see `PinnedStore`).
+        store = org.lake(context).store().pinned()
         absent = [t for t in INPUTS if t in ENTITIES_BY_NAME and not store.exists(t)]
         if absent:
             context.log.warning(

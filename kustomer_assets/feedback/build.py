@@ -46,9 +46,11 @@ from kustomer_assets.entities import (
 )
 from kustomer_assets.feedback.columns import (
     CREATED_MONTH,
+    CREATED_WEEK,
     FEEDBACK,
     column_descriptions,
     created_month,
+    created_week,
     written_schema,
 )
 from kustomer_assets.lake import PARTITION_COLUMN, DeltaStore
@@ -168,22 +170,19 @@ def _minutes(milliseconds: pl.Expr) -> pl.Expr:
     return (milliseconds.cast(pl.Float64) / 60_000).round(2)
 
 
-def first_day_to_read(store: DeltaStore, conversation_ids: Collection[str]) -> date | None:
-    """The first daily partition that can hold a version, message, note or CSAT response of
-    `conversation_ids`: the earliest creation day any stored version of them states (a
-    creation time that was ever corrected stays safe), less `SKEW_DAYS`. None (read every day)
-    when a version has no creation time, or none of them is stored."""
+def _creation_times(store: DeltaStore) -> pl.LazyFrame | None:
+    """`id` and `created_at` of every stored version of every conversation."""
     if not store.exists(CONVERSATIONS.name):
         return None
-    wanted = pl.LazyFrame({"id": list(conversation_ids)}, schema={"id": pl.Utf8})
-    created = (
-        store.scan(CONVERSATIONS.name)
-        .join(wanted, on="id", how="semi")
-        .select(
-            pl.col("created_at").min().alias("first"),
-            pl.col("created_at").is_null().any().alias("unknown"),
-        )
-        .collect()
+    return store.scan(CONVERSATIONS.name).select("id", "created_at")
+
+
+def _first_day(versions: pl.DataFrame, conversation_ids: Collection[str]) -> date | None:
+    """`first_day_to_read` from `_creation_times`, read whole and filtered here, in memory: a
+    semi join in the scan took twice as long (the join waits for every file)."""
+    created = versions.filter(pl.col("id").is_in(list(conversation_ids))).select(
+        pl.col("created_at").min().alias("first"),
+        pl.col("created_at").is_null().any().alias("unknown"),
     )
     first, unknown = created.row(0)
     if first is None or unknown:
@@ -191,10 +190,46 @@ def first_day_to_read(store: DeltaStore, conversation_ids: Collection[str]) -> d
     return first.date() - timedelta(days=SKEW_DAYS)
 
 
+def first_day_to_read(store: DeltaStore, conversation_ids: Collection[str]) -> date | None:
+    """The first daily partition that can hold a version, message, note or CSAT response of
+    `conversation_ids`: the earliest creation day any stored version of them states (a
+    creation time that was ever corrected stays safe), less `SKEW_DAYS`. None (read every day)
+    when a version has no creation time, or none of them is stored."""
+    versions = _creation_times(store)
+    return None if versions is None else _first_day(versions.collect(), conversation_ids)
+
+
+def _read_ahead(
+    store: DeltaStore, conversation_ids: Collection[str], lookups: dict[str, pl.LazyFrame | None]
+) -> tuple[date | None, dict[str, pl.LazyFrame | None]]:
+    """For an incremental build: `first_day_to_read`, and the `lookups` (the tables read
+    whole: they do not depend on it), read in one `collect_all` so that polars schedules their
+    files together.
+
+    Why read whole and filter in memory: each of these reads every file of its table (a raw
+    table of 180 daily partitions is some 200-300 small files, and a file costs more to open
+    than its rows to read), and a semi join on the ids inside those scans made them slower,
+    not faster; customers are then kept by id before their versions are ranked (see
+    `_join_customers`)."""
+    versions = _creation_times(store)
+    present = {name: frame for name, frame in lookups.items() if frame is not None}
+    frames = [*([] if versions is None else [versions]), *present.values()]
+    collected = pl.collect_all(frames)
+    since = None if versions is None else _first_day(collected.pop(0), conversation_ids)
+    read = dict(zip(present, (frame.lazy() for frame in collected), strict=True))
+    return since, {name: read.get(name) for name in lookups}
+
+
 def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) -> pl.DataFrame:
     """Feedback rows for `conversation_ids` (None: every conversation), live ones only."""
     full = conversation_ids is None
-    since = None if full else first_day_to_read(store, conversation_ids)
+    lookups: dict[str, pl.LazyFrame | None] = {
+        CUSTOMERS.name: _customer_versions(store),
+        **{spec.name: current(store, spec.name) for spec in (USERS, BRANDS, TAGS, TEAMS)},
+    }
+    since = None
+    if not full:
+        since, lookups = _read_ahead(store, conversation_ids, lookups)
     conversations = current(store, CONVERSATIONS.name, conversation_ids, since=since)
     if conversations is None:
         return pl.DataFrame()
@@ -203,6 +238,7 @@ def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) 
     base = conversations.select(
         *[pl.col(src).alias(dst) for src, dst in CONVERSATION_COLUMNS.items()],
         created_month(pl.col("created_at")).alias(CREATED_MONTH),
+        created_week(pl.col("created_at")).alias(CREATED_WEEK),
         pl.col("tag_ids"),
         pl.col("assigned_user_ids"),
         pl.col("assigned_team_ids"),
@@ -227,9 +263,9 @@ def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) 
     ids = None if full else base["conversation_id"].to_list()
     customer_ids = None if full else base["customer_id"].drop_nulls().unique().to_list()
     frame = base.lazy()
-    frame = _join_customers(store, frame, customer_ids)
-    users = current(store, USERS.name)  # agents: the assignee and the transcript's speakers
-    frame = _join_names(store, frame, users)
+    frame = _join_customers(store, frame, lookups[CUSTOMERS.name], customer_ids)
+    users = lookups[USERS.name]  # agents: the assignee and the transcript's speakers
+    frame = _join_names(frame, lookups, users)
     frame = _join_messages(store, frame, ids, users, since)
     frame = _join_notes(store, frame, ids, since)
     frame = _join_csat(store, frame, ids, since)
@@ -240,11 +276,40 @@ def build_feedback(store: DeltaStore, conversation_ids: Collection[str] | None) 
     )
 
 
-def _join_customers(store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | None) -> pl.LazyFrame:
-    customers = current(store, CUSTOMERS.name, ids)
-    if customers is None:
+CUSTOMER_READ = (
+    "id",
+    "updated_at",
+    "name",
+    "emails",
+    "locale",
+    "external_id",
+    "verified",
+    "time_zone",
+)
+"""The customers' columns a profile is made of (with every `custom_*`)."""
+
+
+def _customer_versions(store: DeltaStore) -> pl.LazyFrame | None:
+    """Every stored version of every customer, in the columns a profile needs."""
+    if not store.exists(CUSTOMERS.name):
+        return None
+    customers = store.scan(CUSTOMERS.name)
+    custom = [c for c in customers.collect_schema().names() if c.startswith("custom_")]
+    return customers.select(*CUSTOMER_READ, *custom)
+
+
+def _join_customers(
+    store: DeltaStore, frame: pl.LazyFrame, versions: pl.LazyFrame | None, ids: list[str] | None
+) -> pl.LazyFrame:
+    """The conversations' customers' current profiles, from their `versions`; `ids` (None:
+    all) the customers wanted, kept before `latest` ranks the versions: a customer's latest
+    version is the same whichever others are kept, and ranking the versions of a thousand
+    customers instead of every customer's took a tenth of the time."""
+    if versions is None:
         return frame.with_columns(pl.lit(None, pl.Utf8).alias(c) for c in CUSTOMER_COLUMNS.values())
-    customers = _without_removed(store, customers, CUSTOMERS.name).select(
+    if ids is not None:
+        versions = versions.filter(pl.col("id").is_in(ids))
+    customers = _without_removed(store, latest(versions), CUSTOMERS.name).select(
         pl.col("id").alias("customer_id"),
         pl.col("name").alias("customer_name"),
         pl.col("emails").list.first().alias("customer_email"),
@@ -252,14 +317,16 @@ def _join_customers(store: DeltaStore, frame: pl.LazyFrame, ids: list[str] | Non
         pl.col("external_id").alias("customer_external_id"),
         pl.col("verified").alias("customer_verified"),
         pl.col("time_zone").alias("customer_time_zone"),
-        *_renamed_custom(customers, CUSTOMERS.kustomer_type),
+        *_renamed_custom(versions, CUSTOMERS.kustomer_type),
     )
     return frame.join(customers, on="customer_id", how="left")
 
 
-def _join_names(store: DeltaStore, frame: pl.LazyFrame, users: pl.LazyFrame | None) -> pl.LazyFrame:
+def _join_names(
+    frame: pl.LazyFrame, lookups: dict[str, pl.LazyFrame | None], users: pl.LazyFrame | None
+) -> pl.LazyFrame:
     """Brand name, tag names (in the conversation's tag order), first agent, team names."""
-    brands, tags, teams = (current(store, spec.name) for spec in (BRANDS, TAGS, TEAMS))
+    brands, tags, teams = (lookups[spec.name] for spec in (BRANDS, TAGS, TEAMS))
     if brands is not None:
         frame = frame.join(
             brands.select(pl.col("id").alias("brand_id"), pl.col("name").alias("brand_name")),
@@ -420,6 +487,7 @@ def _join_csat(
 
 __all__ = [
     "CREATED_MONTH",
+    "CREATED_WEEK",
     "FEEDBACK",
     "build_feedback",
     "column_descriptions",

@@ -26,10 +26,16 @@ conversations show the survivor's profile).
 Why the table's own commit history and not a side file: the state then moves atomically with
 the data it describes; a build that dies before committing leaves the previous state in place.
 
-Layout: feedback is partitioned by `CREATED_MONTH`, so that a merge (copy-on-write in delta-rs)
-rewrites only the months of the conversations it rebuilds or removes, which are mostly the
-latest. A feedback table laid out otherwise (written unpartitioned by an older version) is
-rebuilt in full once, never merged into.
+Layout: feedback is partitioned by `CREATED_WEEK`, so that a merge (copy-on-write, see
+`tables.upsert_rows`) rewrites only the weeks of the conversations it rebuilds or removes,
+which are mostly the latest (why weeks: see `CREATED_WEEK`). A feedback table laid out
+otherwise (written unpartitioned, or by creation month, by an older version) is rebuilt in
+full once, never merged into.
+
+A refresh runs on `DeltaStore.pinned()`: each table is opened once (an open replays its log,
+some milliseconds a table, and find, build and merge each opened every input again) and read
+at that version throughout, so the rows built are exactly those of the versions the commit
+note records.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from kustomer_assets.entities import CONVERSATIONS, ENTITIES, EntitySpec, Join
-from kustomer_assets.feedback.columns import CREATED_MONTH
+from kustomer_assets.feedback.columns import CREATED_WEEK
 from kustomer_assets.lake import DeltaStore
 from kustomer_assets.lake.versions import VersionGone
 from kustomer_assets.removals import REMOVED_RECORDS
@@ -53,7 +59,7 @@ HUB: EntitySpec = CONVERSATIONS
 CONVERSATION_KEY = "conversation_id"
 """Feedback's key: the conversation each row is."""
 
-LAYOUT = [CREATED_MONTH]
+LAYOUT = [CREATED_WEEK]
 """Feedback's partition columns."""
 
 
@@ -128,7 +134,8 @@ def last_build_state(store: DeltaStore, table: str) -> dict[str, int] | None:
 
 def layout_problem(store: DeltaStore, table: str) -> str | None:
     """Why the existing feedback `table` cannot be merged into (laid out other than `LAYOUT`,
-    as older versions wrote it); None when it can, or does not exist."""
+    as older versions wrote it: unpartitioned, then by `CREATED_MONTH`); None when it can, or
+    does not exist."""
     if not store.exists(table):
         return None
     found = store.partition_columns(table)
@@ -142,6 +149,7 @@ def layout_problem(store: DeltaStore, table: str) -> str | None:
 
 
 def find_changes(store: DeltaStore, feedback_table: str) -> ChangeSet:
+    store.prefetch([*INPUTS, feedback_table])  # a pinned store opens them all at once
     now = input_versions(store)
     relayout = layout_problem(store, feedback_table)
     if relayout is not None:
@@ -270,11 +278,11 @@ def merge_changes(
 
     One commit carries both and the state note, so a build that dies halfway leaves the
     earlier state, and the next build redoes these conversations. The merge reads and
-    rewrites only the months touched: those of the rows, and those the rebuilt or removed
-    conversations sit in now (a conversation whose creation time moved leaves its old month).
+    rewrites only the weeks touched: those of the rows, and those the rebuilt or removed
+    conversations sit in now (a conversation whose creation time moved leaves its old week).
     The lake refuses a table laid out otherwise (`find_changes` rebuilds it in full instead)."""
     live = set(rows[CONVERSATION_KEY].to_list()) if CONVERSATION_KEY in rows.columns else set()
     gone = rebuilt - live
     return store.upsert(
-        table, rows, CONVERSATION_KEY, gone, note_for(versions), partition_by=CREATED_MONTH
+        table, rows, CONVERSATION_KEY, gone, note_for(versions), partition_by=CREATED_WEEK
     )

@@ -8,6 +8,7 @@ import re
 import secrets
 import threading
 from collections.abc import Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +34,9 @@ _PROBE_OPTIONS = {
     "retry_timeout": "4s",
 }
 """Short client timeouts for the probe only: delta-rs' defaults retry for minutes."""
+
+PREFETCH_THREADS = 8
+"""Tables a `PinnedStore` opens at once: opening is mostly waiting on the log's files."""
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -245,3 +249,138 @@ class DeltaStore:
     def scan(self, table: str) -> pl.LazyFrame:
         """Lazy scan, so filters on `partition_date` prune files before anything is read."""
         return pl.scan_delta(self.uri(table), storage_options=self.storage_options)
+
+    def pinned(self) -> PinnedStore:
+        """This store with every table opened once and read at that version (see
+        `PinnedStore`): for a reader that looks at many tables, several times, as of one
+        moment."""
+        return PinnedStore(self)
+
+    def prefetch(self, tables: Iterable[str]) -> None:
+        """Nothing: a `DeltaStore` opens a table on each read (a `PinnedStore` opens `tables`
+        at once, side by side)."""
+
+
+class PinnedStore(DeltaStore):
+    """A `DeltaStore` that opens each table once, on first use, and reads it at that version
+    from then on: one feedback refresh's view of its inputs (`DeltaStore.pinned()`).
+
+    Why: opening a Delta table replays its log (5-7 ms for a raw table of 180 daily
+    partitions), and a refresh asked each input for its version, then its files, then scanned
+    it, each time opening it again: some 23 opens where 10 do. Pinned, the build also reads
+    exactly the versions the refresh records in its commit note, not a sync's commit that
+    landed in between. Writes unpin their table, so a read after a write sees it: `overwrite`
+    opens the table afresh, as `DeltaStore` does; `upsert` writes through the pinned table, so
+    its commit is checked against the version the refresh read (see `tables.upsert_rows`)."""
+
+    def __init__(self, store: DeltaStore) -> None:
+        # Not DeltaStore.__init__: the root exists and its staging was swept already.
+        self.root = store.root
+        self.storage_options = store.storage_options
+        self._opened: dict[str, DeltaTable | None] = {}
+        self._lock = threading.Lock()
+
+    def pinned(self) -> PinnedStore:
+        return self
+
+    def _open(self, table: str) -> DeltaTable | None:
+        if not super().exists(table):
+            return None
+        return DeltaTable(self.uri(table), storage_options=self.storage_options)
+
+    def _table(self, table: str) -> DeltaTable | None:
+        """`table` as first opened here; None when it did not exist then."""
+        with self._lock:
+            if table not in self._opened:
+                self._opened[table] = self._open(table)
+            return self._opened[table]
+
+    def prefetch(self, tables: Iterable[str]) -> None:
+        """Open those of `tables` not open yet, side by side: delta-rs replays each log
+        without holding the GIL, and a refresh's ten tables opened in two thirds of the time
+        they took one after another."""
+        with self._lock:
+            wanted = [t for t in dict.fromkeys(tables) if t not in self._opened]
+        if not wanted:
+            return
+        with ThreadPoolExecutor(max_workers=min(len(wanted), PREFETCH_THREADS)) as pool:
+            opened = dict(zip(wanted, pool.map(self._open, wanted), strict=True))
+        with self._lock:
+            for table, delta in opened.items():
+                self._opened.setdefault(table, delta)
+
+    def _unpin(self, table: str) -> None:
+        with self._lock:
+            self._opened.pop(table, None)
+
+    def exists(self, table: str) -> bool:
+        return self._table(table) is not None
+
+    def version(self, table: str) -> int:
+        opened = self._table(table)
+        return super().version(table) if opened is None else opened.version()
+
+    def history(self, table: str, limit: int = 500) -> list[dict]:
+        """The latest commits, as `DeltaStore.history`: delta-rs lists the log's newest
+        whichever version was loaded (and numbers them from the loaded one, so they are not
+        filtered by version here). A refresh that reads a note newer than its pinned table
+        diffs from the newer state, and its write is checked against the pinned version."""
+        opened = self._table(table)
+        if opened is None:
+            return []
+        return [
+            {k: v for k, v in entry.items() if k != "version"} for entry in opened.history(limit)
+        ]
+
+    def files_at(self, table: str, version: int) -> set[str]:
+        opened = self._table(table)
+        if opened is not None and opened.version() == version:
+            return set(opened.file_uris())
+        return super().files_at(table, version)
+
+    def partition_columns(self, table: str) -> list[str]:
+        opened = self._table(table)
+        if opened is None:
+            return super().partition_columns(table)
+        return list(opened.metadata().partition_columns)
+
+    def scan(self, table: str) -> pl.LazyFrame:
+        """Lazy scan of the pinned version (polars takes the table's storage options)."""
+        opened = self._table(table)
+        return super().scan(table) if opened is None else pl.scan_delta(opened)
+
+    def overwrite(
+        self,
+        table: str,
+        rows: pl.DataFrame,
+        note: dict[str, str] | None,
+        partition_by: list[str] | None = None,
+    ) -> None:
+        try:
+            super().overwrite(table, rows, note, partition_by)
+        finally:
+            self._unpin(table)
+
+    def upsert(
+        self,
+        table: str,
+        rows: pl.DataFrame,
+        key: str,
+        delete: Collection[str],
+        note: dict[str, str] | None,
+        partition_by: str | None = None,
+    ) -> int:
+        """`DeltaStore.upsert` into `table` as pinned (see `tables.upsert_rows`' `table`)."""
+        try:
+            return tables.upsert_rows(
+                self.uri(table),
+                rows,
+                key,
+                delete,
+                note,
+                self.storage_options,
+                partition_by,
+                self._table(table),
+            )
+        finally:
+            self._unpin(table)

@@ -10,8 +10,8 @@ rewrite that changes nothing would still add a table version, and readers that d
 rebuilt rows with the deletion of the rows no longer live, or a whole rewrite, each in one
 commit whose note records what the table was built from. delta-rs' merge is copy-on-write (it
 writes no deletion vectors): every file holding a matched row is rewritten whole. On a table
-partitioned by a column of the rows, the upsert therefore names the partitions it touches, so
-that only their files are read and rewritten.
+partitioned by a column of the rows, the upsert therefore rewrites only the partitions it
+touches, itself: it reads them, swaps the rows, and overwrites exactly them in one commit.
 """
 
 from __future__ import annotations
@@ -145,40 +145,71 @@ def _partitions_touched(
 ) -> list[object]:
     """Values of the partition `column` an upsert touches: those of `rows`, and those under
     which the `target` table holds `keys` now -- a row that moves partition, or is deleted,
-    is found where it lives, not where its new version goes."""
-    living = target.filter(pl.col(key).is_in(keys)).select(column)
+    is found where it lives, not where its new version goes.
+
+    The two columns are read whole and filtered in memory: a filter in the scan took twice as
+    long (it is tested file by file)."""
+    held = target.select(key, column).collect()
+    living = held.filter(pl.col(key).is_in(keys)).select(column)
     if column in rows.columns and not rows.is_empty():
-        living = pl.concat([living, rows.lazy().select(column)], how="vertical_relaxed")
-    return living.unique().collect()[column].to_list()
+        living = pl.concat([living, rows.select(column)], how="vertical_relaxed")
+    return living[column].unique().to_list()
 
 
-def _merge_predicate(
-    uri: str,
-    table: DeltaTable,
-    rows: pl.DataFrame,
-    key: str,
-    keys: list[str],
-    partition_by: str | None,
-    storage_options: dict[str, str] | None,
-) -> str:
-    """Match on `key`; on a table partitioned by `partition_by`, within the partitions touched
-    only, named as literals: delta-rs skips the files of the partitions a literal rules out,
-    and reads every file for a predicate on the key alone.
-
-    The partitions are looked up at the version the merge runs on (`table`'s), read by URI:
-    polars reads a DeltaTable object's files without the storage options an object store
-    may need."""
-    on_key = f"t.{key} = s.{key}"
-    if partition_by is None:
-        return on_key
+def _check_layout(table: DeltaTable, partition_by: str) -> None:
     layout = list(table.metadata().partition_columns)
     if layout != [partition_by]:
         raise ValueError(
             f"not merged into: partitioned by {layout or 'nothing'}, not {partition_by}"
         )
-    target = pl.scan_delta(uri, version=table.version(), storage_options=storage_options)
-    touched = _partitions_touched(target, rows, key, keys, partition_by)
-    return f"{_in_partitions(f't.{partition_by}', touched)} AND {on_key}"
+
+
+def _rewrite_partitions(
+    table: DeltaTable,
+    rows: pl.DataFrame,
+    key: str,
+    kept: set[str],
+    doomed: list[str],
+    note: dict[str, str] | None,
+    partition_by: str,
+) -> int:
+    """The partitioned upsert: the partitions touched (see `_partitions_touched`) read at
+    `table`'s version, their rows of the keys upserted or deleted dropped, `rows` added, and
+    written back in place of exactly those partitions (an overwrite whose predicate names
+    them as literals), in one commit carrying `note`. Returns the rows removed.
+
+    Why not delta-rs' MERGE: it rewrites the same files, but joins the source to them and
+    plans per file first; on the benchmark's latest feedback week (2.5k rows) a merge of 1,000
+    rebuilt conversations took 0.11 s, this read, swap and write 0.07 s.
+    Written through `table`, the commit is checked against the version read, as a merge's is:
+    a concurrent write to those partitions fails it instead of being lost."""
+    _check_layout(table, partition_by)
+    target = pl.scan_delta(table)
+    touched = _partitions_touched(target, rows, key, [*kept, *doomed], partition_by)
+    if not touched:
+        return 0
+    held = target.filter(_partition_filter(partition_by, touched)).collect()
+    gone = held.filter(pl.col(key).is_in(doomed)).height if doomed else 0
+    others = held.filter(~pl.col(key).is_in([*kept, *doomed]))
+    frames = [frame for frame in (others, rows) if not frame.is_empty()]
+    replacement = pl.concat(frames, how="diagonal_relaxed") if frames else held.clear()
+    write_deltalake(
+        table,
+        replacement.to_arrow(),
+        mode="overwrite",
+        predicate=_in_partitions(partition_by, touched),
+        schema_mode="merge",
+        partition_by=[partition_by],
+        commit_properties=_properties(note),
+    )
+    return gone
+
+
+def _partition_filter(column: str, values: list[object]) -> pl.Expr:
+    """The polars twin of `_in_partitions`: rows under one of `values`, null included."""
+    present = [value for value in values if value is not None]
+    matched = pl.col(column).is_in(present) if present else pl.lit(False)
+    return matched | pl.col(column).is_null() if len(present) < len(values) else matched
 
 
 def upsert_rows(
@@ -189,6 +220,7 @@ def upsert_rows(
     note: dict[str, str] | None = None,
     storage_options: dict[str, str] | None = None,
     partition_by: str | None = None,
+    table: DeltaTable | None = None,
 ) -> int:
     """In ONE commit carrying `note`: each row of `rows` replaces the table's rows with its
     `key` (or is added), and the rows whose `key` is in `delete` are removed. Returns the rows
@@ -199,25 +231,29 @@ def upsert_rows(
     deletions ride in the merge's source as rows holding only their key; `rows` must hold
     none of those keys. New columns of `rows` are added to the table.
 
-    `partition_by`: the table's partition column, which `rows` carry. The merge predicate then
-    names as literals the partitions touched (see `_partitions_touched`), so delta-rs reads
-    and rewrites only their files; a row may change partition. A table not partitioned by
-    exactly that column is refused (ValueError) before anything is written: the partitions
-    named would not be where its rows are."""
+    `partition_by`: the table's partition column, which `rows` carry. Only the partitions
+    touched are then read and rewritten (see `_rewrite_partitions`); a row may change
+    partition. A table not partitioned by exactly that column is refused (ValueError) before
+    anything is written: the partitions named would not be where its rows are.
+
+    `table`: the table as the caller read it (a `PinnedStore`'s), to save opening it again; the
+    commit is then checked against that version, so a write that landed since the caller read
+    it (another refresh) conflicts rather than being built over unseen. None: opened here."""
     doomed = sorted({value for value in delete if value is not None})  # null matches nothing
     if rows.is_empty() and not doomed:
         return 0
     kept = set(rows[key].to_list()) if key in rows.columns else set()
     if kept & set(doomed):
         raise ValueError(f"{key}: rows both upserted and deleted: {sorted(kept & set(doomed))}")
+    if table is None:
+        table = DeltaTable(uri, storage_options=storage_options)
+    if partition_by is not None:
+        return _rewrite_partitions(table, rows, key, kept, doomed, note, partition_by)
     markers = pl.DataFrame({key: doomed}, schema={key: rows.schema.get(key, pl.Utf8)})
     source = markers if rows.is_empty() else pl.concat([rows, markers], how="diagonal_relaxed")
-    table = DeltaTable(uri, storage_options=storage_options)
     merge = table.merge(
         source.to_arrow(),
-        predicate=_merge_predicate(
-            uri, table, rows, key, [*kept, *doomed], partition_by, storage_options
-        ),
+        predicate=f"t.{key} = s.{key}",
         source_alias="s",
         target_alias="t",
         merge_schema=True,

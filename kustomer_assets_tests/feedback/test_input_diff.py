@@ -30,7 +30,7 @@ from kustomer_assets.entities import (
     Join,
 )
 from kustomer_assets.feedback import incremental
-from kustomer_assets.feedback.build import CREATED_MONTH, FEEDBACK
+from kustomer_assets.feedback.build import CREATED_WEEK, FEEDBACK
 from kustomer_assets.feedback.incremental import (
     INPUTS,
     find_changes,
@@ -138,7 +138,7 @@ def feedback_rows(*ids: str, version: int = 1) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "conversation_id": list(ids),
-            CREATED_MONTH: [DAY.replace(day=1)] * len(ids),
+            CREATED_WEEK: [DAY - timedelta(days=DAY.weekday())] * len(ids),
             "built": [version] * len(ids),
         }
     )

@@ -1,8 +1,9 @@
-"""Feedback partitioned by creation month: an incremental refresh rewrites only the months it
+"""Feedback partitioned by creation week: an incremental refresh rewrites only the weeks it
 touches and still equals a full rebuild, on real Delta tables written by the lake's writer.
 
-The raw tables hold conversations created in September, October and November 2026 (and one
-whose creation time is unknown), with messages, notes and CSAT responses dated after them.
+The raw tables hold two conversations created in each of three weeks, in September, October
+and November 2026 (and one whose creation time is unknown), with messages, notes and CSAT
+responses dated after them.
 Each test changes some records, runs the refresh the asset runs (`find_changes` ->
 `build_feedback(store, ids)` -> `merge_changes`) and compares the table with a full rebuild
 of the same inputs.
@@ -29,7 +30,7 @@ from kustomer_assets.entities import (
     SATISFACTION,
     EntitySpec,
 )
-from kustomer_assets.feedback.build import CREATED_MONTH, FEEDBACK, build_feedback
+from kustomer_assets.feedback.build import CREATED_MONTH, CREATED_WEEK, FEEDBACK, build_feedback
 from kustomer_assets.feedback.build import first_day_to_read as first_day
 from kustomer_assets.feedback.incremental import (
     ChangeSet,
@@ -43,16 +44,18 @@ from kustomer_assets.lake import DeltaStore
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.removals import REMOVED_RECORDS, REMOVED_RECORDS_SCHEMA
 
-SEP, OCT, NOV = date(2026, 9, 1), date(2026, 10, 1), date(2026, 11, 1)
+SEP, OCT, NOV = date(2026, 9, 28), date(2026, 10, 12), date(2026, 11, 16)
+"""The three creation weeks, by the Monday each starts on."""
 CREATED = {
-    "c-sep-1": datetime(2026, 9, 5, 8, tzinfo=UTC),
+    "c-sep-1": datetime(2026, 9, 28, 8, tzinfo=UTC),  # a Monday
     "c-sep-2": datetime(2026, 9, 30, 23, 30, tzinfo=UTC),  # its messages are dated October
-    "c-oct-1": datetime(2026, 10, 10, 9, tzinfo=UTC),
-    "c-oct-2": datetime(2026, 10, 20, 9, tzinfo=UTC),
-    "c-nov-1": datetime(2026, 11, 15, 10, tzinfo=UTC),
+    "c-oct-1": datetime(2026, 10, 13, 9, tzinfo=UTC),
+    "c-oct-2": datetime(2026, 10, 18, 23, 30, tzinfo=UTC),  # a Sunday, still that week
+    "c-nov-1": datetime(2026, 11, 16, 10, tzinfo=UTC),
     "c-nov-2": datetime(2026, 11, 18, 10, tzinfo=UTC),
     "c-unknown": None,
 }
+WEEKS = {f"{week:%Y-%m-%d}": week for week in (SEP, OCT, NOV)}
 TODAY = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
@@ -103,7 +106,7 @@ def after(cid: str, hours: int) -> datetime:
 
 @pytest.fixture
 def store(tmp_path: Path) -> DeltaStore:
-    """The raw tables, then a full feedback build (partitioned by creation month)."""
+    """The raw tables, then a full feedback build (partitioned by creation week)."""
     lake = DeltaStore(str(tmp_path / "delta"))
     put(lake, CUSTOMERS, [{"id": "k1", "updated_at": datetime(2026, 8, 1, tzinfo=UTC)}])
     put(lake, CONVERSATIONS, [conversation(c, after(c, 2)) for c in CREATED])
@@ -139,22 +142,23 @@ def refresh(store: DeltaStore) -> ChangeSet:
     return changes
 
 
-def files_by_month(store: DeltaStore) -> dict[str, set[str]]:
+def files_by_week(store: DeltaStore) -> dict[str, set[str]]:
     files: dict[str, set[str]] = {}
     for uri in DeltaTable(store.uri(FEEDBACK)).file_uris():
-        files.setdefault(uri.rsplit("/", 2)[-2].removeprefix(f"{CREATED_MONTH}="), set()).add(uri)
+        files.setdefault(uri.rsplit("/", 2)[-2].removeprefix(f"{CREATED_WEEK}="), set()).add(uri)
     return files
 
 
-def assert_read_only(store: DeltaStore, before: dict[str, set[str]], month: str) -> None:
-    """The last commit is a merge that named `month` and read only its files."""
+def assert_rewrote_only(store: DeltaStore, before: dict[str, set[str]], week: str) -> None:
+    """The last commit overwrote exactly `week`'s files (named in its predicate) and no
+    other's."""
     (entry,) = DeltaTable(store.uri(FEEDBACK)).history(1)
-    assert entry["operation"] == "MERGE"
-    assert f"'{month}'" in entry["operationParameters"]["predicate"]
-    metrics = entry["operationMetrics"]
-    assert metrics["num_target_files_scanned"] == len(before[month])
-    others = sum(len(files) for name, files in before.items() if name != month)
-    assert metrics["num_target_files_skipped_during_scan"] == others > 0
+    assert entry["operation"] == "WRITE"
+    assert entry["operationParameters"]["mode"] == "Overwrite"
+    predicate = entry["operationParameters"]["predicate"]
+    assert f"'{week}'" in predicate
+    assert not any(f"'{other}'" in predicate for other in WEEKS if other != week), predicate
+    assert entry["operationMetrics"]["num_removed_files"] == len(before[week])
 
 
 def assert_equals_a_full_rebuild(store: DeltaStore) -> pl.DataFrame:
@@ -164,44 +168,51 @@ def assert_equals_a_full_rebuild(store: DeltaStore) -> pl.DataFrame:
     return table
 
 
+def week_of(table: pl.DataFrame, cid: str) -> date | None:
+    return table.filter(pl.col("conversation_id") == cid)[CREATED_WEEK].item()
+
+
 def month_of(table: pl.DataFrame, cid: str) -> date | None:
     return table.filter(pl.col("conversation_id") == cid)[CREATED_MONTH].item()
 
 
-def test_a_full_build_is_partitioned_by_creation_month_unknown_ones_in_the_null_partition(
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def test_a_full_build_is_partitioned_by_creation_week_unknown_ones_in_the_null_partition(
     store: DeltaStore,
 ) -> None:
-    assert store.partition_columns(FEEDBACK) == [CREATED_MONTH]
+    assert store.partition_columns(FEEDBACK) == [CREATED_WEEK]
     table = assert_equals_a_full_rebuild(store)
-    assert month_of(table, "c-sep-2") == SEP  # 23:30 UTC on the 30th is September
+    assert week_of(table, "c-sep-1") == SEP  # a Monday starts its own week
+    assert week_of(table, "c-oct-2") == OCT  # 23:30 UTC on a Sunday ends the week
+    assert week_of(table, "c-unknown") is None
+    assert set(files_by_week(store)) == {*WEEKS, "__HIVE_DEFAULT_PARTITION__"}
+    assert store.scan(FEEDBACK).filter(pl.col(CREATED_WEEK) == NOV).collect().height == 2
+    # The month stays a column for monthly reports: 23:30 UTC on the 30th is September.
+    assert month_of(table, "c-sep-2") == date(2026, 9, 1)
     assert month_of(table, "c-unknown") is None
-    assert set(files_by_month(store)) == {
-        "2026-09-01",
-        "2026-10-01",
-        "2026-11-01",
-        "__HIVE_DEFAULT_PARTITION__",
-    }
-    assert store.scan(FEEDBACK).filter(pl.col(CREATED_MONTH) == NOV).collect().height == 2
 
 
-def test_a_change_in_the_latest_month_rewrites_only_that_month(store: DeltaStore) -> None:
-    before = files_by_month(store)
+def test_a_change_in_the_latest_week_rewrites_only_that_week(store: DeltaStore) -> None:
+    before = files_by_week(store)
     put(store, CONVERSATIONS, [conversation("c-nov-1", TODAY, status="done")])
     put(store, MESSAGES, [message("m-new", "c-nov-2", TODAY, "one more thing")])
     changes = refresh(store)
     assert not changes.full and changes.conversation_ids == {"c-nov-1", "c-nov-2"}
-    after_merge = files_by_month(store)
-    assert after_merge["2026-11-01"] != before["2026-11-01"]
-    for month in ("2026-09-01", "2026-10-01", "__HIVE_DEFAULT_PARTITION__"):
-        assert after_merge[month] == before[month], month
-    assert_read_only(store, before, "2026-11-01")
+    after_merge = files_by_week(store)
+    assert after_merge["2026-11-16"] != before["2026-11-16"]
+    for week in ("2026-09-28", "2026-10-12", "__HIVE_DEFAULT_PARTITION__"):
+        assert after_merge[week] == before[week], week
+    assert_rewrote_only(store, before, "2026-11-16")
     table = assert_equals_a_full_rebuild(store)
     row = table.filter(pl.col("conversation_id") == "c-nov-2").row(0, named=True)
     assert row["message_count_in"] == 2
 
 
-def test_a_change_in_an_old_month_rewrites_only_that_month(store: DeltaStore) -> None:
-    before = files_by_month(store)
+def test_a_change_in_an_old_week_rewrites_only_that_week(store: DeltaStore) -> None:
+    before = files_by_week(store)
     put(
         store,
         SATISFACTION,
@@ -213,12 +224,12 @@ def test_a_change_in_an_old_month_rewrites_only_that_month(store: DeltaStore) ->
         [{"id": "n2", "conversation_id": "c-sep-1", "updated_at": TODAY, "body": "late"}],
     )
     assert refresh(store).conversation_ids == {"c-sep-1", "c-sep-2"}
-    after_merge = files_by_month(store)
-    assert after_merge["2026-09-01"] != before["2026-09-01"]
-    assert {m: f for m, f in after_merge.items() if m != "2026-09-01"} == {
-        m: f for m, f in before.items() if m != "2026-09-01"
+    after_merge = files_by_week(store)
+    assert after_merge["2026-09-28"] != before["2026-09-28"]
+    assert {w: f for w, f in after_merge.items() if w != "2026-09-28"} == {
+        w: f for w, f in before.items() if w != "2026-09-28"
     }
-    assert_read_only(store, before, "2026-09-01")
+    assert_rewrote_only(store, before, "2026-09-28")
     table = assert_equals_a_full_rebuild(store)
     rows = {r["conversation_id"]: r for r in table.iter_rows(named=True)}
     assert rows["c-sep-2"]["csat_rating"] == 1.0
@@ -226,8 +237,8 @@ def test_a_change_in_an_old_month_rewrites_only_that_month(store: DeltaStore) ->
     assert rows["c-sep-2"]["transcript_text"] == "customer: hello from c-sep-2"
 
 
-def test_deleted_and_removed_conversations_leave_their_months(store: DeltaStore) -> None:
-    before = files_by_month(store)
+def test_deleted_and_removed_conversations_leave_their_weeks(store: DeltaStore) -> None:
+    before = files_by_week(store)
     put(store, CONVERSATIONS, [conversation("c-oct-2", TODAY, deleted=True)])
     removal = {
         "entity": CONVERSATIONS.name,
@@ -240,9 +251,10 @@ def test_deleted_and_removed_conversations_leave_their_months(store: DeltaStore)
     assert refresh(store).conversation_ids == {"c-oct-2", "c-unknown"}
     table = assert_equals_a_full_rebuild(store)
     assert {"c-oct-2", "c-unknown"}.isdisjoint(table["conversation_id"].to_list())
-    after_merge = files_by_month(store)
-    assert after_merge["2026-09-01"] == before["2026-09-01"]
-    assert after_merge["2026-11-01"] == before["2026-11-01"]
+    after_merge = files_by_week(store)
+    assert after_merge["2026-09-28"] == before["2026-09-28"]
+    assert after_merge["2026-11-16"] == before["2026-11-16"]
+    assert after_merge["2026-10-12"] != before["2026-10-12"]  # c-oct-1 stays in it
     assert after_merge.get("__HIVE_DEFAULT_PARTITION__") != before["__HIVE_DEFAULT_PARTITION__"]
 
 
@@ -250,31 +262,31 @@ def test_deleted_and_removed_conversations_leave_their_months(store: DeltaStore)
     ("cid", "created_at"),
     [
         ("c-sep-1", datetime(2026, 11, 19, tzinfo=UTC)),  # later: its messages predate it
-        ("c-nov-1", datetime(2026, 10, 2, tzinfo=UTC)),  # earlier
+        ("c-nov-1", datetime(2026, 10, 2, tzinfo=UTC)),  # earlier, into a week of others
         ("c-oct-1", None),  # unknown: into the null partition
         ("c-unknown", datetime(2026, 9, 9, tzinfo=UTC)),  # known at last
     ],
 )
-def test_a_creation_time_moved_to_another_month_moves_the_row(
+def test_a_creation_time_moved_to_another_week_moves_the_row(
     store: DeltaStore, cid: str, created_at: datetime | None
 ) -> None:
     put(store, CONVERSATIONS, [conversation(cid, TODAY, created_at=created_at)])
     assert refresh(store).conversation_ids == {cid}
     table = assert_equals_a_full_rebuild(store)
     assert table.height == len(CREATED)
-    expected = None if created_at is None else created_at.date().replace(day=1)
-    assert month_of(table, cid) == expected
+    expected = None if created_at is None else monday(created_at.date())
+    assert week_of(table, cid) == expected
     assert table.filter(pl.col("conversation_id") == cid)["message_count_in"].item() == 1
 
 
 def test_the_build_reads_days_from_the_earliest_creation_any_version_gives(
     store: DeltaStore,
 ) -> None:
-    assert first_day(store, ["c-nov-2", "c-nov-1"]) == date(2026, 11, 14)  # a day of skew
+    assert first_day(store, ["c-nov-2", "c-nov-1"]) == date(2026, 11, 15)  # a day of skew
     assert first_day(store, ["c-nov-1", "c-unknown"]) is None
     assert first_day(store, []) is None
     put(store, CONVERSATIONS, [conversation("c-sep-1", TODAY, created_at=TODAY)])
-    assert first_day(store, ["c-sep-1"]) == date(2026, 9, 4)  # its older version says so
+    assert first_day(store, ["c-sep-1"]) == date(2026, 9, 27)  # its older version says so
 
 
 def test_an_incremental_build_reads_no_day_before_its_conversations_were_created(
@@ -291,39 +303,56 @@ def test_an_incremental_build_reads_no_day_before_its_conversations_were_created
     assert (built.select(count).item(), full.select(count).item()) == (1, 2)
 
 
-def test_a_table_an_older_version_wrote_is_rebuilt_in_full_once(store: DeltaStore) -> None:
-    """Written unpartitioned, as before: the next build says why and rewrites it partitioned;
-    the one after merges again."""
-    old = build_feedback(store, None).drop(CREATED_MONTH)
+@pytest.mark.parametrize(
+    ("layout", "said"),
+    [([], "unpartitioned"), ([CREATED_MONTH], f"partitioned by {CREATED_MONTH}")],
+    ids=["unpartitioned", "by-month"],
+)
+def test_a_table_an_older_version_wrote_is_rebuilt_in_full_once(
+    store: DeltaStore, layout: list[str], said: str
+) -> None:
+    """Written as older versions wrote it (unpartitioned, then partitioned by creation month,
+    without the week column): the next build says why and rewrites it by week; the one after
+    merges again."""
+    old = build_feedback(store, None).drop(CREATED_WEEK)
+    if not layout:
+        old = old.drop(CREATED_MONTH)
     shutil.rmtree(store.uri(FEEDBACK))
-    store.overwrite(FEEDBACK, old, note_for(input_versions(store)))  # the older write_full
-    assert store.partition_columns(FEEDBACK) == []
+    # The older write_full.
+    store.overwrite(FEEDBACK, old, note_for(input_versions(store)), partition_by=layout or None)
+    assert store.partition_columns(FEEDBACK) == layout
     changes = find_changes(store, FEEDBACK)
-    assert changes.full and "unpartitioned" in changes.reason and CREATED_MONTH in changes.reason
+    assert changes.full and said in changes.reason and CREATED_WEEK in changes.reason
     with pytest.raises(ValueError, match="not merged into"):
         merge_changes(store, FEEDBACK, build_feedback(store, {"c-nov-1"}), {"c-nov-1"}, {})
+    assert store.partition_columns(FEEDBACK) == layout  # the refused merge wrote nothing
 
     resources = {"lake": DeltaLakeResource(root=store.root)}
     with dg.instance_for_test() as instance:
         first = dg.materialize([feedback], resources=resources, instance=instance)
         logs = [entry.user_message for entry in instance.all_logs(first.run_id)]
+        assert store.partition_columns(FEEDBACK) == [CREATED_WEEK]
         put(store, CONVERSATIONS, [conversation("c-nov-1", TODAY, status="done")])
         second = dg.materialize([feedback], resources=resources, instance=instance)
-    assert any("full rebuild" in line and "unpartitioned" in line for line in logs), logs
+    assert any("full rebuild" in line and said in line for line in logs), logs
     modes = [
         run.asset_materializations_for_node("feedback")[0].metadata["mode"].value
         for run in (first, second)
     ]
     assert modes == ["full", "incremental"]
-    assert store.partition_columns(FEEDBACK) == [CREATED_MONTH]
-    assert_equals_a_full_rebuild(store)
+    assert store.partition_columns(FEEDBACK) == [CREATED_WEEK]
+    assert DeltaTable(store.uri(FEEDBACK)).history(1)[0]["operation"] == "WRITE"
+    table = assert_equals_a_full_rebuild(store)
+    assert table.filter(pl.col("conversation_id") == "c-nov-1")["status"].item() == "done"
 
 
 def test_a_merge_touching_no_partition_rewrites_nothing(store: DeltaStore) -> None:
     """A conversation removed before feedback ever held it: no partition is named (the
     predicate is FALSE), and nothing is rewritten."""
-    before = files_by_month(store)
+    before = files_by_week(store)
+    version = store.version(FEEDBACK)
     versions = input_versions(store)
     assert merge_changes(store, FEEDBACK, pl.DataFrame(), {"c-never-built"}, versions) == 0
-    assert files_by_month(store) == before
+    assert files_by_week(store) == before
+    assert store.version(FEEDBACK) == version
     assert_equals_a_full_rebuild(store)
