@@ -62,6 +62,14 @@ def test_a_key_both_upserted_and_deleted_is_refused(tmp_path: Path) -> None:
     assert table(store) == [("a", 1)]
 
 
+def test_rows_repeating_a_key_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    store = DeltaStore(str(tmp_path))
+    store.overwrite("t", rows(("a", 1)), None)
+    with pytest.raises(ValueError, match=r"rows repeat keys .*\['z'\]"):
+        store.upsert("t", rows(("z", 2), ("z", 3), ("a", 4)), "key", set(), None)
+    assert table(store) == [("a", 1)]
+
+
 def test_files_of_a_version_and_of_a_version_that_is_gone(tmp_path: Path) -> None:
     store = DeltaStore(str(tmp_path))
     store.overwrite("t", rows(("a", 1)), None)

@@ -9,11 +9,11 @@ from kustomer_assets.assets.raw import OWNERS
 from kustomer_assets.entities import CONVERSATIONS, ENTITIES_BY_NAME
 from kustomer_assets.feedback.build import (
     FEEDBACK,
-    build_feedback,
     column_descriptions,
     written_schema,
 )
-from kustomer_assets.feedback.incremental import INPUTS, find_changes, merge_changes, write_full
+from kustomer_assets.feedback.incremental import INPUTS
+from kustomer_assets.feedback.refresh import FeedbackConflict, refresh
 from kustomer_assets.org import DEFAULT_ORG, FEEDBACK_GROUP, Org
 
 _when = dg.AutomationCondition
@@ -66,32 +66,20 @@ def build_feedback_asset(
     )
     def feedback(context: dg.AssetExecutionContext, config: FeedbackConfig):
         started = time.monotonic()
-        # Pinned: every input opened once and read, by find and build alike, at the versions
-        # the commit note records (see `PinnedStore`).
-        store = org.lake(context).store().pinned()
+        lake = org.lake(context)
+        try:
+            # Pinned: every input opened once and read, by find and build alike, at the
+            # versions the commit note records; built again if another write commits first.
+            store, done = refresh(lake.store, full_rebuild=config.full_rebuild, log=context.log)
+        except FeedbackConflict as conflict:
+            raise dg.Failure(description=str(conflict)) from None
         absent = [t for t in INPUTS if t in ENTITIES_BY_NAME and not store.exists(t)]
         if absent:
             context.log.warning(
                 "feedback: %s not loaded yet; their columns stay empty until they are",
                 ", ".join(absent),
             )
-        changes = find_changes(store, FEEDBACK)
-        full = config.full_rebuild or changes.full
-        if full:
-            reason = "requested" if config.full_rebuild else changes.reason
-            context.log.info("feedback: full rebuild (%s)", reason)
-            rows = build_feedback(store, None)
-            if not rows.is_empty():
-                write_full(store, FEEDBACK, rows, changes.input_versions)
-            rebuilt, removed = rows.height, 0
-        else:
-            ids = changes.conversation_ids
-            context.log.info("feedback: %d conversations changed since the last build", len(ids))
-            rows = build_feedback(store, ids) if ids else None
-            removed = (
-                merge_changes(store, FEEDBACK, rows, ids, changes.input_versions) if ids else 0
-            )
-            rebuilt = len(ids)
+        changes, full, rebuilt, removed = done.changes, done.full, done.rebuilt, done.removed
         total = (
             store.scan(FEEDBACK).select("conversation_id").collect().height
             if store.exists(FEEDBACK)

@@ -193,9 +193,11 @@ def _rewrite_partitions(
     others = held.filter(~pl.col(key).is_in([*kept, *doomed]))
     frames = [frame for frame in (others, rows) if not frame.is_empty()]
     replacement = pl.concat(frames, how="diagonal_relaxed") if frames else held.clear()
+    arrow = replacement.to_arrow()
+    del held, others, frames, replacement  # the write holds its own copy: keep one, not four
     write_deltalake(
         table,
-        replacement.to_arrow(),
+        arrow,
         mode="overwrite",
         predicate=_in_partitions(partition_by, touched),
         schema_mode="merge",
@@ -243,6 +245,9 @@ def upsert_rows(
     if rows.is_empty() and not doomed:
         return 0
     kept = set(rows[key].to_list()) if key in rows.columns else set()
+    if key in rows.columns and len(kept) < rows.height:
+        repeated = rows.filter(pl.col(key).is_duplicated())[key].unique().sort().to_list()
+        raise ValueError(f"{key}: rows repeat keys (one row per key is upserted): {repeated[:5]}")
     if kept & set(doomed):
         raise ValueError(f"{key}: rows both upserted and deleted: {sorted(kept & set(doomed))}")
     if table is None:

@@ -12,7 +12,7 @@ of the same inputs.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from kustomer_assets.entities import (
 from kustomer_assets.feedback.build import CREATED_MONTH, CREATED_WEEK, FEEDBACK, build_feedback
 from kustomer_assets.feedback.build import first_day_to_read as first_day
 from kustomer_assets.feedback.incremental import (
+    INPUTS,
     ChangeSet,
     find_changes,
     input_versions,
@@ -40,6 +41,8 @@ from kustomer_assets.feedback.incremental import (
     note_for,
     write_full,
 )
+from kustomer_assets.feedback.refresh import COMMIT_ATTEMPTS, FeedbackConflict
+from kustomer_assets.feedback.refresh import refresh as feedback_refresh
 from kustomer_assets.lake import DeltaStore
 from kustomer_assets.lake.resource import DeltaLakeResource
 from kustomer_assets.removals import REMOVED_RECORDS, REMOVED_RECORDS_SCHEMA
@@ -131,15 +134,8 @@ def store(tmp_path: Path) -> DeltaStore:
 
 
 def refresh(store: DeltaStore) -> ChangeSet:
-    """What the `feedback` asset runs."""
-    changes = find_changes(store, FEEDBACK)
-    if changes.full:
-        write_full(store, FEEDBACK, build_feedback(store, None), changes.input_versions)
-    elif changes.conversation_ids:
-        ids = changes.conversation_ids
-        rows = build_feedback(store, ids)
-        merge_changes(store, FEEDBACK, rows, ids, changes.input_versions)
-    return changes
+    """What the `feedback` asset runs (on a pinned store, retried on a lost commit)."""
+    return feedback_refresh(lambda: store)[1].changes
 
 
 def files_by_week(store: DeltaStore) -> dict[str, set[str]]:
@@ -355,4 +351,74 @@ def test_a_merge_touching_no_partition_rewrites_nothing(store: DeltaStore) -> No
     assert merge_changes(store, FEEDBACK, pl.DataFrame(), {"c-never-built"}, versions) == 0
     assert files_by_week(store) == before
     assert store.version(FEEDBACK) == version
+    assert_equals_a_full_rebuild(store)
+
+
+class Lines:
+    """A log that keeps its warnings."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def info(self, msg: str, *args: object) -> None:
+        pass
+
+    def warning(self, msg: str, *args: object) -> None:
+        self.warnings.append(msg % args)
+
+
+def late_build(store: DeltaStore) -> Callable[[], None]:
+    """Another feedback build that read the tables now and commits later (an automation tick
+    beside a manual run): its rows and commit note are of the versions it read."""
+    rows, versions = build_feedback(store, None), input_versions(store)
+    return lambda: write_full(store, FEEDBACK, rows, versions)
+
+
+def opening(store: DeltaStore, before_each: Callable[[int], None]) -> Callable[[], DeltaStore]:
+    """The store a refresh opens, with `before_each(n)` run once its n-th pinned view has
+    opened every table: a write there lands after the refresh pinned its versions."""
+    opened = 0
+
+    def open_store() -> DeltaStore:
+        nonlocal opened
+        opened += 1
+        pinned = store.pinned()
+        pinned.prefetch((*INPUTS, FEEDBACK))
+        before_each(opened)
+        return pinned
+
+    return open_store
+
+
+def test_a_refresh_beaten_to_its_commit_is_built_again_on_the_new_versions(
+    store: DeltaStore,
+) -> None:
+    """The other build commits after this refresh pinned its versions: the refresh's write
+    conflicts instead of landing over it unseen, and it is done again on the new versions
+    (the other build's note says what it covered), ending equal to a full rebuild."""
+    other = late_build(store)
+    put(store, CONVERSATIONS, [conversation("c-nov-1", TODAY, status="done")])
+    calls: list[int] = []
+    log = Lines()
+    _, done = feedback_refresh(
+        opening(store, lambda n: (calls.append(n), other() if n == 1 else None)), log=log
+    )
+    assert calls == [1, 2]
+    assert log.warnings == [
+        f"feedback: another write to feedback committed while this build ran (attempt 1 of "
+        f"{COMMIT_ATTEMPTS}); building again on the new versions"
+    ]
+    assert not done.full and done.changes.conversation_ids == {"c-nov-1"}
+    table = assert_equals_a_full_rebuild(store)
+    assert table.filter(pl.col("conversation_id") == "c-nov-1")["status"].item() == "done"
+
+
+def test_a_refresh_beaten_every_time_gives_up_in_one_sentence(store: DeltaStore) -> None:
+    other = late_build(store)
+    put(store, CONVERSATIONS, [conversation("c-nov-1", TODAY, status="done")])
+    with pytest.raises(FeedbackConflict, match="3 times in a row, so this run wrote nothing"):
+        feedback_refresh(opening(store, lambda _n: other()), log=Lines())
+    stale = store.scan(FEEDBACK).filter(pl.col("conversation_id") == "c-nov-1").collect()
+    assert stale["status"].item() == "open"  # the other builds' rows, none of this one's
+    refresh(store)  # the next run picks up from them
     assert_equals_a_full_rebuild(store)
