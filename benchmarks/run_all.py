@@ -673,7 +673,12 @@ def full_sync_section(sync: dict[str, Any]) -> list[str]:
     clients = [("ours", ours)]
     if sync.get("ours_like_for_like"):
         clients.append(("ours, the tap's entities only", sync["ours_like_for_like"]))
-    clients += [("singer", tap)] if "wall_seconds" in tap else []
+    label = (
+        "singer, as published"
+        if tap.get("as_published")
+        else ("singer, its crash on a spent rate window mended (`singer_wrapper.py`)")
+    )
+    clients += [(label, tap)] if "wall_seconds" in tap else []
     for name, run in clients:
         r = run["requests"]
         finished = "yes" if run["finished"] else f"no: {run.get('error')}"

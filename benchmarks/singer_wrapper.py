@@ -6,8 +6,10 @@ that must not meet ours. Stdlib plus the tap's own packages only, for the same r
 
 The tap hard-codes `https://api.kustomerapp.com/v1` in `KustomerClient.__init__` and has no
 setting for the host, so the only way to point it at the emulator without editing its code is
-to let that constructor run and then replace `base_url`. Every other line of the tap runs as
-published: this module imports and patches, it copies nothing. Two more patches wrap
+to let that constructor run and then replace `base_url`. One operation of the tap is mended
+(`patch_reset_arithmetic`: it crashed on the first spent rate window; `--as-published` keeps
+the crash); every other line runs as published: this module imports and patches, it copies
+nothing. Two more patches wrap
 `requests.Session.request`, the one call all the tap's HTTP goes through:
 
 - a guard that refuses any non-loopback host, so a missed redirect fails loudly instead of
@@ -76,6 +78,40 @@ def patch_base_url(base_url: str) -> None:
     tap_client.KustomerClient.__init__ = init  # type: ignore[method-assign]
 
 
+def patch_reset_arithmetic() -> None:
+    """Let the tap's rate-limit wait run as its comment says ("wait until limit reset").
+
+    When a budget is spent (`x-ratelimit-remaining` <= 0) the tap computes
+    `reset_in - now` with `reset_in` the header's text and `now` a float, so the published
+    tap dies on the first spent window (`unsupported operand type(s) for -: 'str' and
+    'float'`) with its sync partial: how early depends only on when it first spends a window
+    (76-751 s across runs here), which made its wall clock a lottery. The only `datetime` the
+    tap's client module uses is that `now`; it is given a float that subtracts from numeric
+    text, so the line sleeps until the reset and the tap retries, as intended. Nothing else
+    of the tap changes; `--as-published` leaves it out."""
+    import tap_kustomer.client as tap_client
+
+    real = tap_client.datetime
+
+    class Seconds(float):
+        def __rsub__(self, other: object) -> float:
+            return float(other) - float(self)  # type: ignore[arg-type]
+
+    class Moment:
+        def __init__(self, moment: Any) -> None:
+            self.moment = moment
+
+        def timestamp(self) -> float:
+            return Seconds(self.moment.timestamp())
+
+    class Clock:
+        @staticmethod
+        def now(tz: Any = None) -> Moment:
+            return Moment(real.now(tz))
+
+    tap_client.datetime = Clock  # type: ignore[assignment, misc]
+
+
 def patch_requests(log: TextIO | None) -> None:
     """Refuse non-loopback hosts and log each request line the tap sends."""
     import requests
@@ -113,6 +149,11 @@ def main() -> None:
     parser.add_argument("--base-url", help="emulator root, e.g. http://127.0.0.1:8755")
     parser.add_argument("--request-log", help="append one JSON line per request here")
     parser.add_argument("--offline-discover", action="store_true", help="print the catalog")
+    parser.add_argument(
+        "--as-published",
+        action="store_true",
+        help="leave the tap's crash on a spent rate window (see patch_reset_arithmetic)",
+    )
     parser.add_argument("tap_args", nargs=argparse.REMAINDER, help="-- then the tap's arguments")
     args = parser.parse_args()
     if args.offline_discover:
@@ -127,6 +168,8 @@ def main() -> None:
     try:
         patch_base_url(args.base_url)
         patch_requests(log)
+        if not args.as_published:
+            patch_reset_arithmetic()
         import tap_kustomer
 
         sys.argv = ["tap-kustomer", *tap_args]
