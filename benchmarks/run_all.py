@@ -476,10 +476,28 @@ def wall_check(sync: dict[str, Any], at: str) -> Check:
         f"<= {WALL_VS_SINGER}x",
         f"{judged}x ({like['wall_seconds']:.0f} s / {tap['wall_seconds']:.0f} s): ours run again "
         f"on the tap's {len(like.get('records', {}))} entities alone, "
-        f"{'all complete' if complete else 'NOT all complete'}, exit {like.get('exit_code')}; "
-        f"every entity (13): {every}",
+        f"{'all complete' if complete else 'NOT all complete'}, exit {like.get('exit_code')}"
+        f"{search_floor_note(sync, like, tap)}; every entity (13): {every}",
         judged <= WALL_VS_SINGER and complete and like.get("exit_code") == 0,
         at,
+    )
+
+
+def search_floor_note(sync: dict[str, Any], like: dict[str, Any], tap: dict[str, Any]) -> str:
+    """Whether the wall target is reachable at all: a client needing more searches than the
+    server allows in one window waits for the next one, so neither finishes in under a
+    window; the tap's searches are near the fewest 500-record pages can do."""
+    limit, window = sync["org"]["search_rate_limit"], sync["org"]["rate_window_seconds"]
+    searched = ("conversations", "customers", "messages", "notes", "kobjects")
+    pages = sum(-(-like["records"].get(e, 0) // 500) for e in searched)
+    ours, theirs = like["requests"]["search"], tap["requests"]["search"]
+    if min(ours, theirs) <= limit:
+        return ""
+    return (
+        f"; both need more than one search window (ours {ours} searches, the tap's {theirs}; "
+        f"{pages} pages of 500 at the fewest; the server allows {limit} per {window:g} s), so "
+        f"neither can finish in under {window:g} s, and {WALL_VS_SINGER}x the tap's wall is "
+        f"{WALL_VS_SINGER * tap['wall_seconds']:.0f} s"
     )
 
 
