@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -96,29 +98,36 @@ def test_a_yielding_thread_keeps_room_for_a_step_and_the_share_busy() -> None:
     assert by_id + len(step_waits) >= 0.97 * 500 * 5
 
 
+@contextmanager
+def by_id_load_beside(budget: RateBudget) -> Iterator[list[float]]:
+    """A yielding thread taking org tickets until the block ends: the moments it got them."""
+    stop = threading.Event()
+    got: list[float] = []
+
+    def load() -> None:
+        with yielding():
+            while not stop.is_set():
+                budget.acquire(ORG)
+                got.append(time.monotonic())
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    try:
+        yield got
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
 def test_a_step_after_a_silence_waits_one_gap_not_a_window() -> None:
     """Real threads, a 0.4 s window of 40 (a 10 ms gap): the thread alone for two windows is
     paced, so when a step starts sending its requests wait about a gap, where a thread that
     spent each window at once made the first one wait for the next burst (up to 0.4 s)."""
     budget = RateBudget(40, 20, window_seconds=0.4)
-    stop = threading.Event()
-    background: list[float] = []
-
-    def by_id_load() -> None:
-        with yielding():
-            while not stop.is_set():
-                budget.acquire(ORG)
-                background.append(time.monotonic())
-
-    thread = threading.Thread(target=by_id_load, daemon=True)
-    thread.start()
-    try:
+    with by_id_load_beside(budget) as background:
         time.sleep(0.9)
         waits = [budget.acquire(ORG) for _ in range(5)]
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-    assert not thread.is_alive()
     assert max(waits) <= 0.1, waits
     assert len(background) >= 60  # the share meanwhile: 40 per 0.4 s, paced
 
@@ -128,25 +137,10 @@ def test_a_yielding_thread_lets_a_waiting_step_go_first() -> None:
     step asks, then both wait for it to roll. Each of the step's requests goes at the first
     free slot: none waits a second window, and the yielding thread still got the rest."""
     budget = RateBudget(8, 4, window_seconds=0.4)
-    stop = threading.Event()
-    background: list[float] = []
-
-    def by_id_load() -> None:
-        with yielding():
-            while not stop.is_set():
-                budget.acquire(ORG)
-                background.append(time.monotonic())
-
-    thread = threading.Thread(target=by_id_load, daemon=True)
-    thread.start()
-    try:
+    with by_id_load_beside(budget) as background:
         while len(background) < 8:  # the window is spent
             time.sleep(0.01)
         waits = [budget.acquire(ORG) for _ in range(6)]
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-    assert not thread.is_alive()
     assert waits[0] <= 0.45, waits  # the first slot to free, not one after the thread's
     assert sum(waits) <= 0.9, waits  # six requests within about two windows of a full one
     assert len(background) > 8  # the thread was not shut out
