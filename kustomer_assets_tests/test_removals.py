@@ -107,14 +107,19 @@ def assert_incremental_equals_full(lake: Lake) -> pl.DataFrame:
 
 
 def choose_removals(lake: Lake) -> tuple[list[str], list[str], list[tuple[str, str]]]:
-    """Three conversations and four messages of other conversations to delete, and two
-    (loser, survivor) pairs of customers our tables hold, each with conversations of its own."""
-    conversations = latest_per_id(lake.table("conversations"))
+    """Three conversations and four messages of other live conversations to delete (live:
+    feedback holds a row whose transcript shows the loss), and two (loser, survivor) pairs of
+    customers our tables hold, each with conversations of its own. Chosen in id order, not
+    in the order the tables' files happen to be read."""
+    conversations = latest_per_id(lake.table("conversations")).sort("id")
     deleted = conversations["id"].head(3).to_list()
+    live = conversations.filter(~pl.col("id").is_in(deleted) & ~pl.col("deleted").fill_null(False))[
+        "id"
+    ]
     messages = latest_per_id(lake.table("messages")).filter(
-        ~pl.col("conversation_id").is_in(deleted)
+        pl.col("conversation_id").is_in(live.implode())
     )
-    message_ids = messages["id"].head(4).to_list()
+    message_ids = messages["id"].sort().head(4).to_list()
     customers = set(lake.table("customers")["id"])
     with_conversations = sorted(
         set(conversations.filter(~pl.col("id").is_in(deleted))["customer_id"]) & customers
