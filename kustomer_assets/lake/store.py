@@ -7,7 +7,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -223,7 +223,8 @@ class DeltaStore:
     ) -> None:
         """Make `table` exactly `rows`, in one commit carrying `note`, partitioned by
         `partition_by` when given (None: as it is, unpartitioned when new)."""
-        tables.overwrite_table(self.uri(table), rows, note, self.storage_options, partition_by)
+        with self._writing(table):  # opened afresh by URI, pinned or not
+            tables.overwrite_table(self.uri(table), rows, note, self.storage_options, partition_by)
 
     def upsert(
         self,
@@ -237,9 +238,16 @@ class DeltaStore:
         """Upsert `rows` by `key` and remove the rows whose `key` is in `delete`, in one commit
         carrying `note`; returns the rows removed. `partition_by`: the table's partition
         column, so that only the partitions touched are rewritten (see `tables.upsert_rows`)."""
-        return tables.upsert_rows(
-            self.uri(table), rows, key, delete, note, self.storage_options, partition_by
-        )
+        with self._writing(table) as opened:
+            return tables.upsert_rows(
+                self.uri(table), rows, key, delete, note, self.storage_options, partition_by, opened
+            )
+
+    @contextlib.contextmanager
+    def _writing(self, table: str) -> Iterator[DeltaTable | None]:
+        """Around a write to `table`: the table as this store read it, to write through and be
+        checked against (None: open it afresh); a `PinnedStore` reads it again afterwards."""
+        yield None
 
     def partition_columns(self, table: str) -> list[str]:
         """The columns `table` is partitioned by (none: unpartitioned)."""
@@ -349,38 +357,12 @@ class PinnedStore(DeltaStore):
         opened = self._table(table)
         return super().scan(table) if opened is None else pl.scan_delta(opened)
 
-    def overwrite(
-        self,
-        table: str,
-        rows: pl.DataFrame,
-        note: dict[str, str] | None,
-        partition_by: list[str] | None = None,
-    ) -> None:
+    @contextlib.contextmanager
+    def _writing(self, table: str) -> Iterator[DeltaTable | None]:
+        """The pinned table, so that an upsert's commit is checked against the version this
+        refresh read (see `tables.upsert_rows`' `table`); unpinned after the write, failed or
+        not, so a later read sees it."""
         try:
-            super().overwrite(table, rows, note, partition_by)
-        finally:
-            self._unpin(table)
-
-    def upsert(
-        self,
-        table: str,
-        rows: pl.DataFrame,
-        key: str,
-        delete: Collection[str],
-        note: dict[str, str] | None,
-        partition_by: str | None = None,
-    ) -> int:
-        """`DeltaStore.upsert` into `table` as pinned (see `tables.upsert_rows`' `table`)."""
-        try:
-            return tables.upsert_rows(
-                self.uri(table),
-                rows,
-                key,
-                delete,
-                note,
-                self.storage_options,
-                partition_by,
-                self._table(table),
-            )
+            yield self._table(table)
         finally:
             self._unpin(table)
