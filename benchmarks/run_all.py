@@ -487,15 +487,17 @@ def search_floor_note(sync: dict[str, Any], like: dict[str, Any], tap: dict[str,
     """Whether the wall target is reachable at all: a client needing more searches than the
     server allows in one window waits for the next one, so neither finishes in under a
     window; the tap's searches are near the fewest 500-record pages can do."""
+    import singer_tap
+
     limit, window = sync["org"]["search_rate_limit"], sync["org"]["rate_window_seconds"]
-    searched = ("conversations", "customers", "messages", "notes", "kobjects")
-    pages = sum(-(-like["records"].get(e, 0) // 500) for e in searched)
+    page = default_budget()["search_page"]
+    pages = sum(-(-like["records"].get(e, 0) // page) for e in singer_tap.SEARCHED_STREAMS)
     ours, theirs = like["requests"]["search"], tap["requests"]["search"]
     if min(ours, theirs) <= limit:
         return ""
     return (
         f"; both need more than one search window (ours {ours} searches, the tap's {theirs}; "
-        f"{pages} pages of 500 at the fewest; the server allows {limit} per {window:g} s), so "
+        f"{pages} pages of {page} at the fewest; the server allows {limit} per {window:g} s), so "
         f"neither can finish in under {window:g} s, and {WALL_VS_SINGER}x the tap's wall is "
         f"{WALL_VS_SINGER * tap['wall_seconds']:.0f} s"
     )
